@@ -1,0 +1,4 @@
+//! roam-shm command-line tool.
+fn main() {
+    println!("roam-shm");
+}
