@@ -96,7 +96,11 @@ impl<'a> Region<'a> {
     pub fn check(&self, offset: usize, len: usize) -> Result<(), RegionError> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len => Ok(()),
-            _ => Err(RegionError::OutOfBounds { offset, len, region_len: self.len }),
+            _ => Err(RegionError::OutOfBounds {
+                offset,
+                len,
+                region_len: self.len,
+            }),
         }
     }
 
@@ -115,7 +119,10 @@ impl<'a> Region<'a> {
     pub fn typed_ptr<T>(&self, offset: usize) -> Result<*mut T, RegionError> {
         let p = self.ptr_at(offset, size_of::<T>())?;
         if (p as usize) % align_of::<T>() != 0 {
-            return Err(RegionError::Misaligned { offset, align: align_of::<T>() });
+            return Err(RegionError::Misaligned {
+                offset,
+                align: align_of::<T>(),
+            });
         }
         Ok(p.cast())
     }
