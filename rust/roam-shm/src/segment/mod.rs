@@ -5,6 +5,7 @@
 pub mod bootstrap;
 pub mod frame;
 pub mod header;
+pub mod mapping;
 pub mod mmap_ctrl;
 pub mod peer;
 pub mod var_pool;
