@@ -89,6 +89,7 @@ pub struct SegmentMapping {
     fd: OwnedFd,
     path: Option<PathBuf>,
     cleanup: PathCleanup,
+    guard: super::sigbus::Guard,
 }
 
 // SAFETY: the mapping is MAP_SHARED memory whose contents are only accessed through
@@ -260,6 +261,7 @@ impl SegmentMapping {
             return Err(last_os("mmap (reserve)", path.as_deref()));
         }
         let m = SegmentMapping {
+            guard: super::sigbus::register(base as usize, reservation),
             base: NonNull::new(base.cast()).expect("mmap returned non-null"),
             reservation,
             mapped: Mutex::new(0),
@@ -383,6 +385,13 @@ impl SegmentMapping {
         }
     }
 
+    /// Whether the file was truncated under this mapping: a SIGBUS on access was
+    /// absorbed (see [`super::sigbus`]) and the lost pages now read as zeros.
+    /// Everything read from such a mapping must be treated as garbage.
+    pub fn is_truncated(&self) -> bool {
+        self.guard.truncated()
+    }
+
     /// Change what happens to the file path on drop.
     pub fn set_cleanup(&mut self, cleanup: PathCleanup) {
         self.cleanup = cleanup;
@@ -454,6 +463,27 @@ mod tests {
             Err(MappingError::TooShort { .. })
         ));
         assert!(SegmentMapping::create_file(&path, 4096, 0o600, PathCleanup::Keep).is_err());
+    }
+
+    #[test]
+    fn truncation_under_us_is_flagged_not_sigbus() {
+        let path = tmp_path("trunc");
+        let m = SegmentMapping::create_file(&path, 1 << 16, 0o600, PathCleanup::Delete).unwrap();
+        // SAFETY: the first 64 KiB are mapped.
+        unsafe { *m.base().add(40_000) = 5 };
+        assert!(!m.is_truncated());
+        // Another party truncates the file under the mapping.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        // SAFETY: the page is still mapped in our address space; the access faults and
+        // the guard replaces it with a zero page instead of killing the process.
+        let v = unsafe { std::ptr::read_volatile(m.base().add(40_000)) };
+        assert_eq!(v, 0);
+        assert!(m.is_truncated());
     }
 
     #[test]

@@ -8,4 +8,5 @@ pub mod header;
 pub mod mapping;
 pub mod mmap_ctrl;
 pub mod peer;
+pub mod sigbus;
 pub mod var_pool;
