@@ -1,0 +1,539 @@
+//! The two halves of a host↔guest link: [`Tx`] writes frames into one BipBuffer,
+//! [`Rx`] reads them from the other, zero-copy.
+//!
+//! Sending routes each payload by size (roam's rule): inline in the ring when it is
+//! at most the inline threshold, in a slot of the shared pool when it fits the
+//! largest slot (the slot starts with a `u32` length), otherwise in a separately
+//! mapped region announced on the mmap control channel. The frame space is granted
+//! *before* the payload storage is allocated, so a full ring never strands a slot.
+//! After each commit the peer's doorbell is rung.
+//!
+//! Receiving validates everything the peer wrote (frame structure, slot indices,
+//! state, generation and owner, lengths against the slot or mapping) before forming
+//! a view; a violation is a [`RecvError::Corrupt`] on this link only. A received
+//! message stays *held* until released: the slot is freed first and the ring bytes
+//! released second, so a crash in between leaves a frame the host's recovery still
+//! sees (a double free is then detected by generation and ignored).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::SessionError;
+use super::frame::{self, Frame, FrameError, Route, RoutePolicy};
+use super::mmap_ctrl::{MmapAttachments, MmapRegistry};
+use super::shared::SegmentShared;
+use super::var_pool::VarSlotHandle;
+use crate::bipbuf::BipBufRaw;
+use crate::doorbell::{Doorbell, SignalResult};
+
+/// Why a send did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The ring has no room for the frame now (backpressure: retry after the peer
+    /// consumes; blocking sends wait on the doorbell).
+    #[error("ring full")]
+    Full,
+    /// No slot of a large enough class is free (backpressure).
+    #[error("slot pool exhausted for a {0}-byte payload")]
+    PoolExhausted(usize),
+    /// The payload exceeds the segment's max payload size.
+    #[error("payload of {len} bytes exceeds the segment maximum of {max}")]
+    TooLarge {
+        /// Payload length.
+        len: usize,
+        /// Segment maximum.
+        max: u32,
+    },
+    /// The peer is gone (doorbell EOF) or the link was shut down.
+    #[error("peer gone")]
+    PeerGone,
+    /// The blocking send timed out.
+    #[error("send timed out")]
+    Timeout,
+    /// Any other failure (corrupt ring, mmap control failure, …).
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+impl SendError {
+    /// Whether the error is transient backpressure (retrying later can succeed).
+    pub fn is_backpressure(&self) -> bool {
+        matches!(self, SendError::Full | SendError::PoolExhausted(_))
+    }
+}
+
+/// Why a receive failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecvError {
+    /// The peer wrote something invalid; the link cannot be trusted any more.
+    #[error("peer sent corrupt data: {0}")]
+    Corrupt(String),
+    /// The peer is gone.
+    #[error("peer gone")]
+    PeerGone,
+    /// The blocking receive timed out.
+    #[error("receive timed out")]
+    Timeout,
+    /// Any other failure.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+impl From<FrameError> for RecvError {
+    fn from(e: FrameError) -> Self {
+        RecvError::Corrupt(e.to_string())
+    }
+}
+
+/// Where a received payload lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// In the ring.
+    Inline,
+    /// In a pool slot.
+    Slot,
+    /// In a separately mapped region.
+    Mmap,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    Inline,
+    Slot(VarSlotHandle),
+    Mmap { map_id: u32, map_generation: u32, map_offset: u64 },
+}
+
+/// The sending half of a link.
+#[derive(Debug)]
+pub struct Tx {
+    seg: Arc<SegmentShared>,
+    ring: BipBufRaw,
+    /// Owner id written into allocated slots (0 = host, else the guest's peer id).
+    owner: u32,
+    doorbell: Arc<Doorbell>,
+    mmap: MmapRegistry,
+    /// Slots this side sent and the peer has not necessarily freed (host side uses it
+    /// to free them if the peer dies holding them).
+    sent_slots: Vec<VarSlotHandle>,
+    track_sent: bool,
+}
+
+/// A reservation for a zero-copy send: write the payload into [`SendBuf::as_mut`],
+/// then [`SendBuf::commit`]. Dropping it without commit abandons the send (the slot
+/// or mapping space is returned; the granted ring bytes are simply not committed).
+#[derive(Debug)]
+pub struct SendBuf<'a> {
+    tx: &'a mut Tx,
+    grant_off: u32,
+    entry_len: u32,
+    payload: *mut u8,
+    len: usize,
+    pending: Pending,
+    done: bool,
+}
+
+impl Tx {
+    pub(crate) fn new(
+        seg: Arc<SegmentShared>,
+        ring: BipBufRaw,
+        owner: u32,
+        doorbell: Arc<Doorbell>,
+        mmap: MmapRegistry,
+        track_sent: bool,
+    ) -> Tx {
+        Tx { seg, ring, owner, doorbell, mmap, sent_slots: Vec::new(), track_sent }
+    }
+
+    fn policy(&self) -> RoutePolicy<'_> {
+        RoutePolicy::from_header(self.seg.header(), self.seg.size_classes())
+    }
+
+    /// Reserve room for a `len`-byte payload (zero-copy send).
+    pub fn reserve(&mut self, len: usize) -> Result<SendBuf<'_>, SendError> {
+        if self.seg.is_truncated() {
+            return Err(SessionError::SegmentTruncated.into());
+        }
+        let route = frame::route(len, &self.policy()).map_err(|e| match e {
+            FrameError::PayloadTooLarge { len, max } => SendError::TooLarge { len, max },
+            other => SendError::Session(SessionError::Frame(other)),
+        })?;
+        let entry_len = match route {
+            Route::Inline => frame::inline_entry_len(len).map_err(SessionError::Frame)?,
+            Route::SlotRef { .. } => frame::SLOT_REF_ENTRY_SIZE,
+            Route::MmapRef => frame::MMAP_REF_ENTRY_SIZE,
+        } as u32;
+        let grant_off = self
+            .ring
+            .try_grant(entry_len)
+            .map_err(|e| SessionError::Ring(e.to_string()))?
+            .ok_or(SendError::Full)?;
+        let (payload, pending) = match route {
+            Route::Inline => {
+                // SAFETY: the grant gives this producer exclusive use of
+                // [grant_off, grant_off + entry_len) of the ring's data, and the
+                // payload (len <= entry_len - 8) starts after the 8-byte header.
+                (unsafe { self.ring.data_ptr().add(grant_off as usize + frame::FRAME_HEADER_SIZE) }, Pending::Inline)
+            }
+            Route::SlotRef { .. } => {
+                let need = u32::try_from(len + 4).map_err(|_| SendError::TooLarge { len, max: u32::MAX })?;
+                let h = self
+                    .seg
+                    .pool()
+                    .try_alloc(need, self.owner)
+                    .map_err(|e| SessionError::Pool(e.to_string()))?
+                    .ok_or(SendError::PoolExhausted(len))?;
+                let p = self.seg.pool().payload_ptr(h).map_err(|e| SessionError::Pool(e.to_string()))?;
+                // SAFETY: the slot is at least len + 4 bytes (alloc picked a class
+                // with slot_size >= need) and is exclusively ours until sent.
+                (unsafe { p.add(4) }, Pending::Slot(h))
+            }
+            Route::MmapRef => {
+                let a = self.mmap.alloc(len).map_err(|e| SessionError::MmapControl(e.to_string()))?;
+                (a.ptr, Pending::Mmap { map_id: a.map_id, map_generation: a.map_generation, map_offset: a.map_offset })
+            }
+        };
+        Ok(SendBuf { tx: self, grant_off, entry_len, payload, len, pending, done: false })
+    }
+
+    /// Copy `payload` into the segment and send it (non-blocking).
+    pub fn try_send(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        let mut buf = self.reserve(payload.len())?;
+        buf.as_mut().copy_from_slice(payload);
+        buf.commit()
+    }
+
+    /// Ring the peer's doorbell. A dead peer is reported as [`SendError::PeerGone`].
+    pub fn notify(&self) -> Result<(), SendError> {
+        match self.doorbell.signal() {
+            SignalResult::Sent | SignalResult::BufferFull => Ok(()),
+            SignalResult::PeerDead => Err(SendError::PeerGone),
+        }
+    }
+
+    /// Slots sent and possibly still held by the peer (pruned of freed ones).
+    pub(crate) fn take_sent_slots(&mut self) -> Vec<VarSlotHandle> {
+        std::mem::take(&mut self.sent_slots)
+    }
+
+    fn remember_sent(&mut self, h: VarSlotHandle) {
+        if !self.track_sent {
+            return;
+        }
+        if self.sent_slots.len() >= 4096 {
+            // Keep only handles whose allocation is still live (same generation).
+            let pool = self.seg.pool();
+            self.sent_slots.retain(|s| pool.validate_ref(*s, Some(0)).is_ok());
+        }
+        self.sent_slots.push(h);
+    }
+
+    /// The ring this side produces into.
+    pub fn ring(&self) -> &BipBufRaw {
+        &self.ring
+    }
+
+    /// The doorbell shared with the peer.
+    pub fn doorbell(&self) -> &Arc<Doorbell> {
+        &self.doorbell
+    }
+}
+
+impl SendBuf<'_> {
+    /// The payload bytes to fill (exactly the reserved length).
+    pub fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `payload` points to `len` bytes exclusively reserved for this send
+        // (ring grant, freshly allocated slot, or fresh mmap bump allocation).
+        unsafe { std::slice::from_raw_parts_mut(self.payload, self.len) }
+    }
+
+    /// Raw pointer to the payload bytes (for the C ABI).
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.payload
+    }
+
+    /// Reserved payload length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the reservation is for an empty payload.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Publish the message to the peer and ring its doorbell.
+    pub fn commit(mut self) -> Result<(), SendError> {
+        let tx = &mut *self.tx;
+        // SAFETY: [grant_off, grant_off + entry_len) was granted to us and is inside
+        // the ring's data area.
+        let entry = unsafe {
+            std::slice::from_raw_parts_mut(tx.ring.data_ptr().add(self.grant_off as usize), self.entry_len as usize)
+        };
+        let res = match self.pending {
+            Pending::Inline => frame::encode_inline_header(entry, self.len),
+            Pending::Slot(h) => {
+                // The length prefix at the start of the slot.
+                // SAFETY: payload - 4 is the slot start, which we own; 4 bytes fit.
+                unsafe { std::ptr::write_unaligned(self.payload.sub(4).cast::<u32>(), (self.len as u32).to_le()) };
+                frame::encode_slot_ref(entry, h.class_idx, h.extent_idx, h.slot_idx, h.generation)
+            }
+            Pending::Mmap { map_id, map_generation, map_offset } => {
+                frame::encode_mmap_ref(entry, map_id, map_generation, map_offset, self.len as u32)
+            }
+        };
+        if let Err(e) = res {
+            return Err(SessionError::Frame(e).into()); // Drop abandons the reservation.
+        }
+        tx.ring.commit(self.entry_len).map_err(|e| SessionError::Ring(e.to_string()))?;
+        self.done = true;
+        match self.pending {
+            Pending::Slot(h) => tx.remember_sent(h),
+            Pending::Mmap { map_id, map_generation, .. } => tx.mmap.release_lease(map_id, map_generation),
+            Pending::Inline => {}
+        }
+        tx.notify()
+    }
+}
+
+impl Drop for SendBuf<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        match self.pending {
+            Pending::Slot(h) => {
+                let _ = self.tx.seg.pool().free_allocated(h);
+            }
+            Pending::Mmap { map_id, map_generation, .. } => self.tx.mmap.release_lease(map_id, map_generation),
+            Pending::Inline => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    consumed: u32,
+    ptr: *const u8,
+    len: usize,
+    kind: MessageKind,
+    slot: Option<VarSlotHandle>,
+    mmap: Option<(u32, u32)>,
+}
+
+/// A received payload exposed as a raw pointer + length, valid until
+/// [`Rx::release`] (for the C ABI and other bindings; Rust code uses [`Message`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RawMessage {
+    /// First payload byte.
+    pub ptr: *const u8,
+    /// Payload length.
+    pub len: usize,
+    /// Where the payload lives.
+    pub kind: MessageKind,
+}
+
+/// The receiving half of a link.
+#[derive(Debug)]
+pub struct Rx {
+    seg: Arc<SegmentShared>,
+    ring: BipBufRaw,
+    /// The sender's owner id (slots it sends must carry it).
+    sender_owner: u32,
+    doorbell: Arc<Doorbell>,
+    mmap: MmapAttachments,
+    held: Option<Held>,
+}
+
+impl Rx {
+    pub(crate) fn new(
+        seg: Arc<SegmentShared>,
+        ring: BipBufRaw,
+        sender_owner: u32,
+        doorbell: Arc<Doorbell>,
+        mmap: MmapAttachments,
+    ) -> Rx {
+        Rx { seg, ring, sender_owner, doorbell, mmap, held: None }
+    }
+
+    /// Peek the next message without copying. Calling it again before
+    /// [`Rx::release`] returns the same message.
+    pub fn try_recv_raw(&mut self) -> Result<Option<RawMessage>, RecvError> {
+        if let Some(h) = self.held {
+            return Ok(Some(RawMessage { ptr: h.ptr, len: h.len, kind: h.kind }));
+        }
+        if self.seg.is_truncated() {
+            return Err(SessionError::SegmentTruncated.into());
+        }
+        let Some((off, avail)) = self.ring.try_read().map_err(|e| RecvError::Corrupt(e.to_string()))? else {
+            return Ok(None);
+        };
+        // SAFETY: [off, off + avail) is committed data owned by the consumer until
+        // released (BipBufRaw validated it against the capacity).
+        let bytes = unsafe { std::slice::from_raw_parts(self.ring.data_ptr().add(off as usize), avail as usize) };
+        // Frames never straddle the wrap and are committed whole, so an incomplete
+        // frame here means a corrupt peer, not "wait for more".
+        let (frame, consumed) = frame::decode(bytes)?;
+        let consumed = consumed as u32;
+        let held = match frame {
+            Frame::Inline { payload } => Held {
+                consumed,
+                ptr: payload.as_ptr(),
+                len: payload.len(),
+                kind: MessageKind::Inline,
+                slot: None,
+                mmap: None,
+            },
+            Frame::SlotRef { class_idx, extent_idx, slot_idx, generation } => {
+                let h = VarSlotHandle { class_idx, extent_idx, slot_idx, generation };
+                let (p, slot_size) = self
+                    .seg
+                    .pool()
+                    .validate_ref(h, Some(self.sender_owner))
+                    .map_err(|e| RecvError::Corrupt(e.to_string()))?;
+                // SAFETY: validate_ref checked the slot lies in the pool and is at
+                // least 4 bytes (slot sizes are validated non-zero... and the frame
+                // check below bounds the length by slot_size - 4).
+                let len = u32::from_le(unsafe { std::ptr::read_unaligned(p.cast::<u32>()) });
+                let len = frame::check_slot_payload_len(len, slot_size)?;
+                // SAFETY: 4 + len <= slot_size, inside the validated slot.
+                Held { consumed, ptr: unsafe { p.add(4) }, len, kind: MessageKind::Slot, slot: Some(h), mmap: None }
+            }
+            Frame::MmapRef { map_id, map_generation, map_offset, payload_len } => {
+                let p = self.resolve_mmap(map_id, map_generation, map_offset, payload_len)?;
+                Held {
+                    consumed,
+                    ptr: p,
+                    len: payload_len as usize,
+                    kind: MessageKind::Mmap,
+                    slot: None,
+                    mmap: Some((map_id, map_generation)),
+                }
+            }
+        };
+        self.held = Some(held);
+        Ok(Some(RawMessage { ptr: held.ptr, len: held.len, kind: held.kind }))
+    }
+
+    fn resolve_mmap(&mut self, id: u32, generation: u32, off: u64, len: u32) -> Result<*const u8, RecvError> {
+        // The attach datagram is sent before the frame, but on a different socket:
+        // drain the control channel and retry briefly (roam retries for 2 s).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            match self.mmap.resolve(id, generation, off, u64::from(len)) {
+                Ok(p) => {
+                    self.mmap.lease(id, generation);
+                    return Ok(p);
+                }
+                Err(super::mmap_ctrl::ResolveError::Unknown) if Instant::now() < deadline => {
+                    self.mmap.drain_control().map_err(|e| RecvError::Corrupt(e.to_string()))?;
+                    if self.mmap.resolve(id, generation, off, u64::from(len)).is_err() {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                Err(e) => return Err(RecvError::Corrupt(format!("mmap ref ({id},{generation},{off},{len}): {e}"))),
+            }
+        }
+    }
+
+    /// Release the held message: free its slot (or mapping lease), then release its
+    /// ring bytes and ring the sender's doorbell (it may be waiting for space).
+    pub fn release(&mut self) -> Result<(), RecvError> {
+        let Some(h) = self.held.take() else {
+            return Ok(());
+        };
+        let mut first_err = None;
+        if let Some(slot) = h.slot {
+            if let Err(e) = self.seg.pool().free(slot) {
+                first_err = Some(RecvError::Corrupt(format!("freeing received slot: {e}")));
+            }
+        }
+        if let Some((id, generation)) = h.mmap {
+            self.mmap.unlease(id, generation, self.seg.max_slot_payload());
+        }
+        self.ring.release(h.consumed).map_err(|e| RecvError::Corrupt(e.to_string()))?;
+        let _ = self.doorbell.signal();
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Receive the next message as a zero-copy view (released when dropped).
+    pub fn try_recv(&mut self) -> Result<Option<Message<'_>>, RecvError> {
+        match self.try_recv_raw()? {
+            Some(raw) => Ok(Some(Message { rx: self, raw })),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a message is held (peeked and not yet released).
+    pub fn is_holding(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Whether the ring has nothing to read.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_none() && self.ring.is_empty()
+    }
+
+    /// Drop everything in the ring, freeing slots (crash recovery). Returns how
+    /// many frames were drained. Corrupt frames end the drain.
+    pub(crate) fn drain_all(&mut self) -> usize {
+        let _ = self.release();
+        let mut n = 0;
+        while let Ok(Some((off, avail))) = self.ring.try_read() {
+            // SAFETY: committed consumer-owned bytes, as in try_recv_raw.
+            let bytes = unsafe { std::slice::from_raw_parts(self.ring.data_ptr().add(off as usize), avail as usize) };
+            let Ok((frame, consumed)) = frame::decode(bytes) else { break };
+            if let Frame::SlotRef { class_idx, extent_idx, slot_idx, generation } = frame {
+                let _ = self.seg.pool().free(VarSlotHandle { class_idx, extent_idx, slot_idx, generation });
+            }
+            if self.ring.release(consumed as u32).is_err() {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// The ring this side consumes from.
+    pub fn ring(&self) -> &BipBufRaw {
+        &self.ring
+    }
+}
+
+/// A received message: a zero-copy view of the payload in shared memory. Dropping
+/// it frees the slot / releases the ring bytes.
+///
+/// The bytes live in memory the sender can still write to; a sender that follows
+/// the protocol never does while the message is held.
+#[derive(Debug)]
+pub struct Message<'a> {
+    rx: &'a mut Rx,
+    raw: RawMessage,
+}
+
+impl Message<'_> {
+    /// Where the payload lives.
+    pub fn kind(&self) -> MessageKind {
+        self.raw.kind
+    }
+
+    /// Release explicitly, reporting a failure to free (dropping ignores it).
+    pub fn release(self) -> Result<(), RecvError> {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        this.rx.release()
+    }
+}
+
+impl std::ops::Deref for Message<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the view is valid until release, which needs `&mut Rx`, which this
+        // message borrows exclusively; len was validated against the slot/ring/mapping.
+        unsafe { std::slice::from_raw_parts(self.raw.ptr, self.raw.len) }
+    }
+}
+
+impl Drop for Message<'_> {
+    fn drop(&mut self) {
+        let _ = self.rx.release();
+    }
+}
