@@ -644,6 +644,12 @@ impl<T: Pod> SpscProducer<'_, T> {
         Ok(n)
     }
 
+    /// Number of values that can certainly be pushed now: from the cached consumer
+    /// index, reloaded (with acquire) only if the cache says the ring is full.
+    pub fn free_slots(&mut self) -> Result<usize, SpscError> {
+        self.free(1).map(|n| n as usize)
+    }
+
     /// Capacity in entries.
     #[inline]
     pub fn capacity(&self) -> u32 {
@@ -798,6 +804,12 @@ impl<T: Pod> SpscConsumer<'_, T> {
         }
         self.release(n as u64);
         Ok(n)
+    }
+
+    /// Number of values that can certainly be popped now: from the cached producer
+    /// index, reloaded (with acquire) only if the cache says the ring is empty.
+    pub fn ready_slots(&mut self) -> Result<usize, SpscError> {
+        self.ready(1).map(|n| n as usize)
     }
 
     /// Capacity in entries.
