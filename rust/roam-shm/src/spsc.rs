@@ -100,7 +100,8 @@ const _: () = {
 };
 
 impl SpscRingHeader {
-    /// Size of the header in bytes; the entries start at this offset.
+    /// Size of the header in bytes (192; larger only under the `loom` feature, whose
+    /// atomics are not plain bytes); the entries start at this offset.
     pub const SIZE: usize = size_of::<SpscRingHeader>();
 
     fn new(capacity: u32) -> SpscRingHeader {
@@ -428,7 +429,7 @@ fn entries_of<T>(header: *mut SpscRingHeader) -> *mut T {
 /// exactly one producer and one consumer at a time: attaching twice and taking the same
 /// role twice breaks the protocol (values get lost or duplicated; memory is never
 /// accessed out of bounds).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct SpscRing<'a, T: Pod> {
     raw: SpscRingRaw<T>,
     _region: PhantomData<Region<'a>>,
