@@ -6,11 +6,7 @@
 
 use crate::sync;
 
-// `crate::sync`'s atomics are `pub use`s of core's types (without loom) and clippy's
-// `disallowed-types` resolves re-exports, so naming them trips the ban meant for
-// bypassing the facade. These aliases are the one audited place that names them.
-#[allow(clippy::disallowed_types)]
-type AtomicU32 = sync::AtomicU32;
+use crate::sync::{AtomicU32};
 
 /// Lifecycle state of a slot, stored as a `u32` in [`SlotMeta::state`].
 #[repr(u32)]

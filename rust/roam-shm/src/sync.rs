@@ -16,11 +16,24 @@
 //!   them (see [`seeded_bug`]) to prove the models catch a missing release/acquire.
 #![allow(clippy::disallowed_types)]
 
-#[cfg(feature = "loom")]
-pub use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, fence};
+// Type aliases rather than `pub use`: clippy's `disallowed_types` follows re-exports
+// to the core types, but not aliases, so code using the facade passes the ban.
+macro_rules! facade {
+    ($($name:ident),*) => {$(
+        #[cfg(feature = "loom")]
+        #[doc = concat!("`", stringify!($name), "` (loom's model-checked type under `--features loom`).")]
+        pub type $name = loom::sync::atomic::$name;
+        #[cfg(not(feature = "loom"))]
+        #[doc = concat!("`", stringify!($name), "` (loom's model-checked type under `--features loom`).")]
+        pub type $name = core::sync::atomic::$name;
+    )*};
+}
+facade!(AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize);
 
+#[cfg(feature = "loom")]
+pub use loom::sync::atomic::fence;
 #[cfg(not(feature = "loom"))]
-pub use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, fence};
+pub use core::sync::atomic::fence;
 
 pub use core::sync::atomic::Ordering;
 

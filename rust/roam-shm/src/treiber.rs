@@ -39,13 +39,7 @@ use crate::region::{Region, RegionError};
 use crate::slot::{SlotMeta, SlotState};
 use crate::sync::{self, Ordering};
 
-// `crate::sync`'s atomics are `pub use`s of core's types (without loom) and clippy's
-// `disallowed-types` resolves re-exports, so naming them trips the ban meant for
-// bypassing the facade. These aliases are the one audited place that names them.
-#[allow(clippy::disallowed_types)]
-type AtomicU32 = sync::AtomicU32;
-#[allow(clippy::disallowed_types)]
-type AtomicU64 = sync::AtomicU64;
+use crate::sync::{AtomicU32, AtomicU64};
 
 /// End of the free list / empty stack.
 pub const FREE_LIST_END: u32 = u32::MAX;
