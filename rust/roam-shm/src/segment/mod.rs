@@ -3,6 +3,7 @@
 //! See `../shared/notes/roam-v7-layout.md` for the byte-level contract.
 
 pub mod bootstrap;
+pub mod config;
 pub mod frame;
 pub mod header;
 pub mod mmap_ctrl;
