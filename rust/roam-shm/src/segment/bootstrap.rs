@@ -174,7 +174,7 @@ pub struct ResponseInfo {
     pub payload_len: u16,
 }
 
-fn sized<'o>(out: &'o mut [u8], needed: usize) -> Result<&'o mut [u8], BootstrapError> {
+fn sized(out: &mut [u8], needed: usize) -> Result<&mut [u8], BootstrapError> {
     let available = out.len();
     out.get_mut(..needed)
         .ok_or(BootstrapError::BufferTooSmall { needed, available })
@@ -428,6 +428,7 @@ pub(crate) mod scm {
                 let data = unsafe { libc::CMSG_DATA(c) };
                 // SAFETY: pure size computation.
                 let hdr_len = unsafe { libc::CMSG_LEN(0) } as usize;
+                #[allow(clippy::unnecessary_cast)] // socklen_t on some targets
                 let claimed = (len as usize).saturating_sub(hdr_len);
                 // Never read past the control buffer, whatever cmsg_len says.
                 let room = end.saturating_sub(data as usize);
@@ -601,10 +602,8 @@ pub fn recv_response_unix<'b>(
             available,
         })?;
     out.copy_from_slice(payload);
-    let fds = match <[OwnedFd; 3]>::try_from(fds) {
-        Ok(three) => Some(three),
-        Err(_) => None, // Error status: the vector is empty (checked above)
-    };
+    // None on Error status: the vector is empty (checked above).
+    let fds = <[OwnedFd; 3]>::try_from(fds).ok();
     Ok(ReceivedResponse {
         info,
         payload: out,

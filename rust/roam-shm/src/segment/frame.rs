@@ -243,7 +243,7 @@ pub fn encode(dst: &mut [u8], frame: &Frame<'_>) -> Result<usize, FrameError> {
     }
 }
 
-fn entry<'d>(dst: &'d mut [u8], needed: usize) -> Result<&'d mut [u8], FrameError> {
+fn entry(dst: &mut [u8], needed: usize) -> Result<&mut [u8], FrameError> {
     let available = dst.len();
     dst.get_mut(..needed)
         .ok_or(FrameError::BufferTooSmall { needed, available })

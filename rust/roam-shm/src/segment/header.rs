@@ -28,7 +28,15 @@
 
 use crate::region::{Region, RegionError};
 use crate::segment::config::{self, ConfigError};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{self, Ordering};
+
+// `crate::sync`'s atomics are `pub use`s of core's types (without loom) and clippy's
+// `disallowed-types` resolves re-exports, so naming them trips the ban meant for
+// bypassing the facade. These aliases are the one audited place that names them.
+#[allow(clippy::disallowed_types)]
+type AtomicU32 = sync::AtomicU32;
+#[allow(clippy::disallowed_types)]
+type AtomicU64 = sync::AtomicU64;
 
 /// Magic bytes of a v7 roam segment.
 pub const MAGIC: [u8; 8] = *b"ROAMHUB\x07";
@@ -487,8 +495,8 @@ mod tests {
         ];
         // roam's formula, written out independently of ours.
         let ring_base = 128 + 4 * 64;
-        let stride = (128 + 16384 + 63) / 64 * 64;
-        let var_pool_offset = (ring_base + 4 * 2 * stride + 63) / 64 * 64;
+        let stride = (128u64 + 16384).div_ceil(64) * 64;
+        let var_pool_offset = (ring_base + 4 * 2 * stride).div_ceil(64) * 64;
         let pool = crate::segment::var_pool::calculate_size(&classes).unwrap();
         let h = SegmentHeader::new(SegmentHeaderInit {
             total_size: var_pool_offset + pool,

@@ -748,7 +748,8 @@ mod tests {
         }
         .to_bytes();
 
-        let cases: Vec<(Vec<u8>, usize, fn(&MmapCtrlError) -> bool)> = vec![
+        type Case = (Vec<u8>, usize, fn(&MmapCtrlError) -> bool);
+        let cases: Vec<Case> = vec![
             (good[..15].to_vec(), 1, |e| {
                 matches!(e, MmapCtrlError::BadLength(15))
             }),
