@@ -269,6 +269,24 @@ pub fn encode_inline(dst: &mut [u8], payload: &[u8]) -> Result<usize, FrameError
     Ok(total)
 }
 
+/// Encode an inline frame whose `len` payload bytes are already in place at
+/// `dst[8..8 + len]` (zero-copy sends): writes the header and zeroes the padding,
+/// leaving the payload untouched. Returns the entry size.
+pub fn encode_inline_header(dst: &mut [u8], len: usize) -> Result<usize, FrameError> {
+    let total = inline_entry_len(len)?;
+    let e = entry(dst, total)?;
+    let hdr = FrameHeader {
+        total_len: total as u32,
+        flags: 0,
+        reserved: 0,
+        // ≤ 65535, checked by inline_entry_len.
+        inline_payload_len: len as u16,
+    };
+    e[..FRAME_HEADER_SIZE].copy_from_slice(&hdr.to_bytes());
+    e[FRAME_HEADER_SIZE + len..].fill(0);
+    Ok(total)
+}
+
 /// Encode a 20-byte slot-ref frame. Returns 20.
 pub fn encode_slot_ref(
     dst: &mut [u8],

@@ -91,7 +91,7 @@ impl Guest {
         entry.heartbeat(now_ns());
         let ctl2 = ctl_fd.try_clone().map_err(|e| SessionError::io("dup mmap control", e))?;
         let tx = Tx::new(seg.clone(), seg.ring(peer_id, true)?, u32::from(peer_id), doorbell.clone(), MmapRegistry::new(ctl_fd), false);
-        let rx = Rx::new(seg.clone(), seg.ring(peer_id, false)?, 0, doorbell.clone(), MmapAttachments::new(ctl2));
+        let rx = Rx::new(seg.clone(), seg.ring(peer_id, false)?, 0, doorbell.clone(), Some(MmapAttachments::new(ctl2)?));
         let heartbeat = Self::start_heartbeat(&seg, peer_id);
         Ok(Guest { seg, peer_id, tx, rx, doorbell, heartbeat, closed: false })
     }

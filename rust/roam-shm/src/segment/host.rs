@@ -190,7 +190,7 @@ impl Host {
         let host_db = Arc::new(host_db);
         let ctl2 = host_ctl.try_clone().map_err(|e| SessionError::io("dup mmap control", e))?;
         let tx = Tx::new(self.seg.clone(), self.seg.ring(peer_id, false)?, 0, host_db.clone(), MmapRegistry::new(host_ctl), true);
-        let rx = Rx::new(self.seg.clone(), self.seg.ring(peer_id, true)?, u32::from(peer_id), host_db.clone(), MmapAttachments::new(ctl2));
+        let rx = Rx::new(self.seg.clone(), self.seg.ring(peer_id, true)?, u32::from(peer_id), host_db.clone(), Some(MmapAttachments::new(ctl2)?));
         self.peers[usize::from(peer_id) - 1] =
             Some(HostPeer { tx, rx, doorbell: host_db, attached: false, reserved_at: Instant::now() });
         Ok(peer_id)
@@ -332,7 +332,7 @@ impl Host {
                 h2g,
                 0,
                 p.doorbell.clone(),
-                MmapAttachments::detached(),
+                None,
             );
             rec.drained_frames = as_consumer.drain_all();
         }

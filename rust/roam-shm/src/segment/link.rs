@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::SessionError;
 use super::frame::{self, Frame, FrameError, Route, RoutePolicy};
-use super::mmap_ctrl::{MmapAttachments, MmapRegistry};
+use super::mmap_ctrl::{MmapAlloc, MmapAttachments, MmapRegistry};
 use super::shared::SegmentShared;
 use super::var_pool::VarSlotHandle;
 use crate::bipbuf::BipBufRaw;
@@ -100,7 +100,7 @@ pub enum MessageKind {
 enum Pending {
     Inline,
     Slot(VarSlotHandle),
-    Mmap { map_id: u32, map_generation: u32, map_offset: u64 },
+    Mmap(MmapAlloc),
 }
 
 /// The sending half of a link.
@@ -189,7 +189,7 @@ impl Tx {
             }
             Route::MmapRef => {
                 let a = self.mmap.alloc(len).map_err(|e| SessionError::MmapControl(e.to_string()))?;
-                (a.ptr, Pending::Mmap { map_id: a.map_id, map_generation: a.map_generation, map_offset: a.map_offset })
+                (a.ptr, Pending::Mmap(a))
             }
         };
         Ok(SendBuf { tx: self, grant_off, entry_len, payload, len, pending, done: false })
@@ -225,6 +225,11 @@ impl Tx {
             self.sent_slots.retain(|s| pool.validate_ref(*s, Some(0)).is_ok());
         }
         self.sent_slots.push(h);
+    }
+
+    fn release_mmap(&mut self, a: &MmapAlloc) {
+        let _ = self.mmap.release(a);
+        self.mmap.reclaim();
     }
 
     /// The ring this side produces into.
@@ -277,9 +282,7 @@ impl SendBuf<'_> {
                 unsafe { std::ptr::write_unaligned(self.payload.sub(4).cast::<u32>(), (self.len as u32).to_le()) };
                 frame::encode_slot_ref(entry, h.class_idx, h.extent_idx, h.slot_idx, h.generation)
             }
-            Pending::Mmap { map_id, map_generation, map_offset } => {
-                frame::encode_mmap_ref(entry, map_id, map_generation, map_offset, self.len as u32)
-            }
+            Pending::Mmap(a) => frame::encode_mmap_ref(entry, a.map_id, a.map_generation, a.map_offset, self.len as u32),
         };
         if let Err(e) = res {
             return Err(SessionError::Frame(e).into()); // Drop abandons the reservation.
@@ -288,7 +291,9 @@ impl SendBuf<'_> {
         self.done = true;
         match self.pending {
             Pending::Slot(h) => tx.remember_sent(h),
-            Pending::Mmap { map_id, map_generation, .. } => tx.mmap.release_lease(map_id, map_generation),
+            // The receiver maps the region itself; bytes are never reused, so the
+            // sender's lease ends at commit and fully used regions are dropped.
+            Pending::Mmap(a) => tx.release_mmap(&a),
             Pending::Inline => {}
         }
         tx.notify()
@@ -304,7 +309,7 @@ impl Drop for SendBuf<'_> {
             Pending::Slot(h) => {
                 let _ = self.tx.seg.pool().free_allocated(h);
             }
-            Pending::Mmap { map_id, map_generation, .. } => self.tx.mmap.release_lease(map_id, map_generation),
+            Pending::Mmap(a) => self.tx.release_mmap(&a),
             Pending::Inline => {}
         }
     }
@@ -340,7 +345,8 @@ pub struct Rx {
     /// The sender's owner id (slots it sends must carry it).
     sender_owner: u32,
     doorbell: Arc<Doorbell>,
-    mmap: MmapAttachments,
+    /// None only for the host's recovery drain, which never resolves mappings.
+    mmap: Option<MmapAttachments>,
     held: Option<Held>,
 }
 
@@ -350,7 +356,7 @@ impl Rx {
         ring: BipBufRaw,
         sender_owner: u32,
         doorbell: Arc<Doorbell>,
-        mmap: MmapAttachments,
+        mmap: Option<MmapAttachments>,
     ) -> Rx {
         Rx { seg, ring, sender_owner, doorbell, mmap, held: None }
     }
@@ -417,16 +423,19 @@ impl Rx {
     fn resolve_mmap(&mut self, id: u32, generation: u32, off: u64, len: u32) -> Result<*const u8, RecvError> {
         // The attach datagram is sent before the frame, but on a different socket:
         // drain the control channel and retry briefly (roam retries for 2 s).
+        let Some(mmap) = self.mmap.as_mut() else {
+            return Err(RecvError::Corrupt("mmap ref on a link without a control channel".into()));
+        };
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
-            match self.mmap.resolve(id, generation, off, u64::from(len)) {
+            match mmap.resolve(id, generation, off, len) {
                 Ok(p) => {
-                    self.mmap.lease(id, generation);
+                    mmap.lease(id, generation, off, len);
                     return Ok(p);
                 }
                 Err(super::mmap_ctrl::ResolveError::Unknown) if Instant::now() < deadline => {
-                    self.mmap.drain_control().map_err(|e| RecvError::Corrupt(e.to_string()))?;
-                    if self.mmap.resolve(id, generation, off, u64::from(len)).is_err() {
+                    mmap.drain_control().map_err(|e| RecvError::Corrupt(e.to_string()))?;
+                    if mmap.resolve(id, generation, off, len).is_err() {
                         std::thread::sleep(Duration::from_millis(1));
                     }
                 }
@@ -447,8 +456,8 @@ impl Rx {
                 first_err = Some(RecvError::Corrupt(format!("freeing received slot: {e}")));
             }
         }
-        if let Some((id, generation)) = h.mmap {
-            self.mmap.unlease(id, generation, self.seg.max_slot_payload());
+        if let (Some((id, generation)), Some(mmap)) = (h.mmap, self.mmap.as_mut()) {
+            mmap.unlease(id, generation, self.seg.max_slot_payload());
         }
         self.ring.release(h.consumed).map_err(|e| RecvError::Corrupt(e.to_string()))?;
         let _ = self.doorbell.signal();

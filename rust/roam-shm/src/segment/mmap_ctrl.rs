@@ -510,8 +510,19 @@ impl MmapRegistry {
 pub struct MmapAttachments {
     ctl: OwnedFd,
     maps: HashMap<(u32, u32), memmap2::Mmap>,
+    usage: HashMap<(u32, u32), Usage>,
     failed: Option<MmapCtrlError>,
     peer_closed: bool,
+}
+
+/// What the receiver knows of how the sender uses one region.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    /// Highest payload end seen: senders bump-allocate, so this is where the next
+    /// allocation in this region would start.
+    max_end: u64,
+    /// Payloads of this region currently held by the receiver.
+    live: u32,
 }
 
 impl core::fmt::Debug for MmapAttachments {
@@ -532,6 +543,7 @@ impl MmapAttachments {
         Ok(MmapAttachments {
             ctl,
             maps: HashMap::new(),
+            usage: HashMap::new(),
             failed: None,
             peer_closed: false,
         })
@@ -598,6 +610,40 @@ impl MmapAttachments {
             unsafe { memmap2::MmapOptions::new().len(len).map(&file) }.map_err(|e| io_errno(&e))?;
         self.maps.insert(key, map);
         Ok(())
+    }
+
+    /// Record that a payload `[offset, offset + len)` of `(map_id, gen)` is held.
+    pub fn lease(&mut self, map_id: u32, map_generation: u32, offset: u64, len: u32) {
+        let u = self.usage.entry((map_id, map_generation)).or_default();
+        u.max_end = u.max_end.max(offset.saturating_add(u64::from(len)));
+        u.live = u.live.saturating_add(1);
+    }
+
+    /// Record that a held payload of `(map_id, gen)` was released, and unmap the
+    /// region when no payload of it is held and it can never be referenced again.
+    ///
+    /// Senders (roam's and ours) bump-allocate and send a payload through a mapping
+    /// only when it is larger than the largest slot payload (`min_payload`); so once
+    /// a region has no more than `min_payload` bytes left after its highest
+    /// allocation, no future payload fits and the mapping is dead. Without this rule
+    /// a receiver would keep every region mapped forever (roam does). Returns
+    /// whether the region was unmapped.
+    pub fn unlease(&mut self, map_id: u32, map_generation: u32, min_payload: u32) -> bool {
+        let key = (map_id, map_generation);
+        let Some(u) = self.usage.get_mut(&key) else {
+            return false;
+        };
+        u.live = u.live.saturating_sub(1);
+        let Some(map) = self.maps.get(&key) else {
+            return false;
+        };
+        let remaining = (map.len() as u64).saturating_sub(u.max_end);
+        if u.live == 0 && remaining <= u64::from(min_payload) {
+            self.maps.remove(&key);
+            self.usage.remove(&key);
+            return true;
+        }
+        false
     }
 
     /// Whether the channel reported EOF. Linux never does on a datagram socketpair
