@@ -132,6 +132,43 @@ fn concurrent_alloc_free_never_shares_a_slot() {
     });
 }
 
+/// Three threads contend for two slots: whoever gets one uses it exclusively, at most
+/// one thread can come away empty-handed, and all slots end up free. Bounded to 2
+/// preemptions (unless `LOOM_MAX_PREEMPTIONS` says otherwise) to stay within seconds.
+#[test]
+fn three_threads_two_slots() {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(2);
+    }
+    b.check(|| {
+        let fx = Fixture::new(2);
+        let worker = |who: u32| {
+            let fx = fx.clone();
+            thread::spawn(move || match fx.alloc(who) {
+                Some(h) => {
+                    fx.touch(h, who);
+                    fx.free(h).unwrap();
+                    true
+                }
+                None => false,
+            })
+        };
+        let (a, b) = (worker(1), worker(2));
+        let mine = match fx.alloc(3) {
+            Some(h) => {
+                fx.touch(h, 3);
+                fx.free(h).unwrap();
+                true
+            }
+            None => false,
+        };
+        let got = [mine, a.join().unwrap(), b.join().unwrap()];
+        assert!(got.iter().filter(|&&g| g).count() >= 2);
+        assert_eq!(fx.free_slots(), 2);
+    });
+}
+
 /// The ABA case: A reads head (0, tag) with next = 1 and stalls; B pops 0, pops 1 and
 /// pushes 0 back, so the head's index is 0 again. Only the tag makes A's CAS fail; an
 /// untagged CAS would install slot 1 (held by B) as the head. Loom runs this
