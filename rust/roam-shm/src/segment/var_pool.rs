@@ -582,6 +582,16 @@ impl RawVarSlotPool {
         self.size
     }
 
+    /// Length of the region the pool was given (the whole mapping, not just the pool).
+    pub fn region_len(&self) -> usize {
+        self.region_len
+    }
+
+    /// Offset of the pool's start in its region.
+    pub fn base_offset(&self) -> usize {
+        self.base_offset
+    }
+
     /// Start of the pool (`region + base_offset`).
     pub fn pool_base(&self) -> *mut u8 {
         // SAFETY: base_offset + size <= region_len was checked when the region was set.
@@ -728,6 +738,11 @@ impl RawVarSlotPool {
     /// Free an allocated slot: the handle's generation must be the slot's current one
     /// ([`VarPoolError::StaleGeneration`]) and the slot must be Allocated
     /// ([`VarPoolError::DoubleFree`]). Out-of-range handles are errors too.
+    ///
+    /// Racing frees of one handle: exactly one succeeds. A *stale* free racing with
+    /// the slot's free and re-allocation may briefly mark the new allocation Free
+    /// before undoing it; a free or `validate_ref` of the new handle inside that
+    /// window fails (DoubleFree / NotAllocated) instead of corrupting the free list.
     pub fn free(&self, handle: VarSlotHandle) -> Result<(), VarPoolError> {
         let (c, meta) = self.locate(handle)?;
         // Acquire (observe): pairs with the Release (publish) state CAS of the
