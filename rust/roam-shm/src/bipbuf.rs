@@ -12,17 +12,31 @@
 //! | 64 | `read` u32 | consumer |
 //! | 68..128 | padding | |
 //!
-//! # Algorithm (exactly roam 7.3's, so either side can be a roam peer)
+//! # Algorithm (roam 7.3's states and decisions, so either side can be a roam peer)
 //! - **grant(n)**: n = 0 succeeds. If `write >= read`: grant `[write, write+n)` when it
-//!   fits before the end; else if `read == 0` the ring is full; else *wrap*: store
-//!   `watermark = write`, then `write = 0`, and grant `[0, n)` if `n < read`; otherwise
-//!   report full **but keep the wrap**. If `write < read`: grant `[write, write+n)`
+//!   fits before the end; else if `read == 0` the ring is full; else *wrap*: set
+//!   `watermark` to the old `write` and `write = 0`, and grant `[0, n)` if `n < read`;
+//!   otherwise report full **but keep the wrap**. If `write < read`: grant `[write, write+n)`
 //!   only if `write + n < read` (strict).
 //! - **commit(n)**: `write += n`.
 //! - **read**: if a wrap is active (`watermark != 0`), return the tail
 //!   `[read, watermark)`, or once it is consumed reset `read = watermark = 0` and return
 //!   `[0, write)`; without a wrap, return `[read, write)`.
 //! - **release(n)**: `read += n`; reaching the watermark resets `read = watermark = 0`.
+//!
+//! # Two deliberate differences from roam 7.3's code (a race fix)
+//! roam's producer stores `watermark` and then `write = 0`. A consumer that runs
+//! between the two stores with the tail consumed sees the watermark, resets, and
+//! returns `[0, old write)`: records it already consumed, which the producer is about
+//! to overwrite (a data race and lost/duplicated records; loom finds it, see
+//! `tests/loom_bipbuf.rs`). Both sides here are hardened without changing any state
+//! either side can observe:
+//! - our producer stores `write = 0` *first*, then the watermark (seeing the watermark
+//!   implies seeing `write = 0`; a roam consumer reads the gap as empty);
+//! - our consumer resets only once it sees the wrap's `write = 0` (a post-wrap `write`
+//!   is always below the watermark); while a roam producer is between its two stores
+//!   it reports empty (or, in release, stores `read = watermark`, a state roam's
+//!   read also resets from).
 //!
 //! # Beyond roam: a corrupt peer cannot make us go out of bounds
 //! Every cursor loaded from shared memory is peer-controlled. All of them are checked
@@ -35,10 +49,15 @@
 //! When an entry may be larger than half the ring, both cursors can rest at a position
 //! `p` with `capacity - n < p <= n`: the grant wraps, cannot fit before `read`, keeps the
 //! wrap (as roam does) and fails; only a consumer `read` resets the cursors, but the
-//! consumer has nothing new to read and is not woken. [`BipBufRaw::try_grant_outcome`]
-//! reports [`GrantOutcome::FullWrapped`] and [`BipBufRaw::would_stall`] detects the
-//! state, so the session layer can ring the consumer's doorbell; segment configuration
-//! also rejects entries larger than half the ring.
+//! consumer has nothing new to read and is not woken. The wake-up protocol that
+//! avoids it (model-checked in `tests/loom_bipbuf.rs`):
+//! - producer: ring the consumer after each commit, and after a grant that reports
+//!   [`GrantOutcome::FullWrapped`] ([`BipBufRaw::would_stall`] detects the state
+//!   without a grant);
+//! - consumer: ring the producer after each release, and after a read that reports
+//!   [`ReadOutcome::EmptyAfterReset`] (the reset freed the room).
+//!
+//! The segment configuration also rejects entries larger than half the ring.
 //!
 //! # Example
 //! ```
@@ -79,20 +98,26 @@ const WORD: usize = size_of::<AtomicU32>();
 
 /// The shared BipBuffer header: 128 bytes, two cache lines (producer's, consumer's).
 ///
-/// The fields are only reachable through [`BipBufRaw`]; this type exists for its
-/// layout (`repr(C, align(64))`, offsets asserted at compile time).
+/// The cursor fields are public (as in roam) for bindings, diagnostics and tests that
+/// emulate other peers; the protocol itself lives in [`BipBufRaw`]. Anything stored
+/// here is peer-controlled: [`BipBufRaw`] validates every value it loads.
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct BipBufHeader {
     // --- cache line 0: producer-owned ---
-    write: AtomicU32,
-    watermark: AtomicU32,
-    // Atomic (not a plain u32 as in roam, same bytes) so that reading a value a
-    // misbehaving peer is rewriting is not a data race; it is read once, at attach.
-    capacity: AtomicU32,
+    /// Producer cursor: offset of the next write (u32 @0).
+    pub write: AtomicU32,
+    /// Wrap boundary, 0 = no wrap (u32 @4): set by the producer, cleared by the
+    /// consumer.
+    pub watermark: AtomicU32,
+    /// Data capacity in bytes (u32 @8), fixed at init. Atomic here (a plain u32 in
+    /// roam, same bytes) so that reading a value a misbehaving peer is rewriting is not
+    /// a data race; [`BipBufRaw`] reads it once, at attach.
+    pub capacity: AtomicU32,
     _pad0: [u8; 64 - 3 * WORD],
     // --- cache line 1: consumer-owned ---
-    read: AtomicU32,
+    /// Consumer cursor: offset of the consumed frontier (u32 @64).
+    pub read: AtomicU32,
     _pad1: [u8; 64 - WORD],
 }
 
@@ -198,7 +223,8 @@ pub enum GrantOutcome {
     /// `write = 0`; kept, as roam does). If the consumer has already consumed
     /// everything, only its next read resets the cursors, and no commit will wake it:
     /// the caller must wake the consumer (ring its doorbell), then wait as for
-    /// [`Full`](Self::Full).
+    /// [`Full`](Self::Full); the consumer's read then reports
+    /// [`ReadOutcome::EmptyAfterReset`] and wakes the producer back.
     FullWrapped,
 }
 
@@ -208,6 +234,35 @@ impl GrantOutcome {
         match self {
             GrantOutcome::Granted { offset } => Some(offset),
             GrantOutcome::Full | GrantOutcome::FullWrapped => None,
+        }
+    }
+}
+
+/// Result of [`BipBufRaw::try_read_outcome`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// `[offset, offset + len)` of the data area is readable (`len > 0`) and stays the
+    /// consumer's until released.
+    Data {
+        /// Offset relative to the data area.
+        offset: u32,
+        /// Number of contiguous readable bytes.
+        len: u32,
+    },
+    /// Nothing to read; nothing changed.
+    Empty,
+    /// Nothing to read, but this call found the tail of a wrap consumed and reset
+    /// `read = watermark = 0`, which frees room the producer may be waiting for (the
+    /// §13 stall): wake the producer.
+    EmptyAfterReset,
+}
+
+impl ReadOutcome {
+    /// `(offset, len)` of the readable bytes, if any.
+    pub fn data(self) -> Option<(u32, u32)> {
+        match self {
+            ReadOutcome::Data { offset, len } => Some((offset, len)),
+            ReadOutcome::Empty | ReadOutcome::EmptyAfterReset => None,
         }
     }
 }
@@ -449,12 +504,18 @@ impl BipBufRaw {
                 // Wrapping would make write == read == 0, which means "empty".
                 return Ok(GrantOutcome::Full);
             }
-            // Wrap. publish (Release): pairs with the consumer's observe of
-            // `watermark`; everything committed below it is visible to the consumer.
-            self.watermark().store(write, sync::publish());
-            // publish (Release): pairs with the consumer's observe of `write`, which it
-            // loads before `watermark`: seeing write = 0 implies seeing the watermark.
+            // Wrap: `write = 0`, then `watermark = write`. roam 7.3 stores the two in
+            // the other order, which lets a consumer that sees the watermark (tail
+            // consumed) but still the old `write` reset and re-read stale bytes from
+            // 0 (found by loom, see tests/loom_bipbuf.rs). In this order, seeing the
+            // watermark implies seeing `write = 0`; roam's consumer is safe with it
+            // too (while the watermark is not yet visible, post-wrap `write < read`
+            // reads as empty).
+            // publish (Release): pairs with the consumer's observe of `write`.
             self.write().store(0, sync::publish());
+            // publish (Release): pairs with the consumer's observe of `watermark`: the
+            // bytes committed below it and the `write = 0` above are visible with it.
+            self.watermark().store(write, sync::publish());
             if len < read {
                 Ok(GrantOutcome::Granted { offset: 0 })
             } else {
@@ -558,19 +619,29 @@ impl BipBufRaw {
 
     /// Consumer: the contiguous readable bytes as `Some((offset, len))` (`len > 0`), or
     /// `None` when empty. Finishing the tail of a wrap resets `read = watermark = 0`
-    /// here (as roam): this is what un-stalls a producer (see
-    /// [`try_grant`](Self::try_grant)).
+    /// here (as roam); use [`try_read_outcome`](Self::try_read_outcome) to learn when
+    /// that reset freed room without returning data (then wake the producer).
     ///
     /// The bytes stay the consumer's until [`release`](Self::release).
     ///
     /// # Errors
     /// [`BipBufError::Corrupt`] if a cursor in the header is out of range.
     pub fn try_read(&self) -> Result<Option<(u32, u32)>, BipBufError> {
+        self.try_read_outcome().map(ReadOutcome::data)
+    }
+
+    /// Consumer: [`try_read`](Self::try_read), also telling whether an empty read reset
+    /// the cursors (see [`ReadOutcome::EmptyAfterReset`]).
+    ///
+    /// # Errors
+    /// As [`try_read`](Self::try_read).
+    pub fn try_read_outcome(&self) -> Result<ReadOutcome, BipBufError> {
         // Relaxed: own cursor.
         let read = self.check("read", self.read().load(Ordering::Relaxed))?;
-        // observe (Acquire): pairs with the producer's publish of `write` (commit,
-        // wrap); loaded BEFORE the watermark so that seeing a wrap's write = 0 implies
-        // seeing that wrap's watermark.
+        // observe (Acquire): pairs with the producer's publish of `write` (commits,
+        // wrap). Loaded before the watermark as roam does; with either producer store
+        // order, a post-wrap `write` seen without its watermark is below `read` and
+        // reads as empty.
         let write = self.check("write", self.write().load(sync::observe()))?;
         // observe (Acquire): pairs with the producer's publish of `watermark` in the
         // wrap: the bytes below it were committed before it.
@@ -578,25 +649,42 @@ impl BipBufRaw {
 
         if watermark != 0 {
             if read < watermark {
-                return Ok(Some((read, watermark - read)));
+                return Ok(ReadOutcome::Data {
+                    offset: read,
+                    len: watermark - read,
+                });
             }
-            // Tail consumed: reset. publish (Release): pairs with the producer's
-            // observe of `read` in try_grant; our reads of the tail happen-before the
-            // producer reuses those bytes.
-            self.read().store(0, sync::publish());
-            // publish (Release), as roam; ordered after `read = 0` so that a producer
-            // seeing a later `read` also sees the watermark cleared before it wraps again.
-            self.watermark().store(0, sync::publish());
+            // Tail consumed: reset, but only once the wrap's `write = 0` is visible.
+            if !self.wrap_done(watermark)? {
+                return Ok(ReadOutcome::Empty);
+            }
+            self.reset_after_wrap();
             // observe (Acquire): pairs with the producer's publish of `write` (commits
             // at the front after the wrap).
             let write = self.check("write", self.write().load(sync::observe()))?;
-            return Ok((write > 0).then_some((0, write)));
+            return Ok(if write > 0 {
+                ReadOutcome::Data {
+                    offset: 0,
+                    len: write,
+                }
+            } else {
+                ReadOutcome::EmptyAfterReset
+            });
         }
-        Ok((read < write).then(|| (read, write - read)))
+        Ok(if read < write {
+            ReadOutcome::Data {
+                offset: read,
+                len: write - read,
+            }
+        } else {
+            ReadOutcome::Empty
+        })
     }
 
     /// Consumer: give `len` bytes back to the producer (`read += len`; reaching the
-    /// watermark resets `read = watermark = 0`).
+    /// watermark resets `read = watermark = 0`, or, while the producer's wrap is still
+    /// in progress, leaves `read = watermark` for the next [`try_read`](Self::try_read)
+    /// to reset).
     ///
     /// # Errors
     /// [`BipBufError::ReleaseOverflow`] if `len` is more than is readable from `read`;
@@ -611,25 +699,53 @@ impl BipBufRaw {
         let watermark = self.check("watermark", self.watermark().load(sync::observe()))?;
         let available = if watermark != 0 {
             watermark.saturating_sub(read)
+        } else if write >= read {
+            write - read
         } else {
-            write.saturating_sub(read)
+            // `write < read` without a visible watermark: a producer is between its
+            // two wrap stores; what we read lies in the tail, below the capacity.
+            self.capacity - read
         };
         if len > available {
             return Err(BipBufError::ReleaseOverflow { len, available });
         }
-        let new_read = read + len; // <= watermark or write, both <= capacity
-        if watermark != 0 && new_read >= watermark {
-            // publish (Release): pairs with the producer's observe of `read`; the tail
-            // we read may now be overwritten.
-            self.read().store(0, sync::publish());
-            // publish (Release), as roam (see try_read's reset).
-            self.watermark().store(0, sync::publish());
+        let new_read = read + len; // <= capacity
+        if watermark != 0 && new_read >= watermark && self.wrap_done(watermark)? {
+            self.reset_after_wrap();
         } else {
             // publish (Release): pairs with the producer's observe of `read` in
             // try_grant; our reads of the released bytes happen-before their reuse.
             self.read().store(new_read, sync::publish());
         }
         Ok(())
+    }
+
+    /// Consumer, tail consumed (`read >= watermark != 0`): whether the producer's wrap
+    /// is complete, i.e. its `write = 0` is visible, so that `[0, write)` is the new
+    /// front and the cursors may be reset.
+    ///
+    /// A roam 7.3 producer stores the watermark *before* `write = 0`. Having observed
+    /// the watermark (Acquire), we cannot see a `write` older than the one it was
+    /// copied from, and every post-wrap `write` is below the watermark (grants stay
+    /// strictly below `read <= watermark`). So `write >= watermark` means the wrap is
+    /// still in progress: resetting now would hand out `[0, old write)`, stale bytes
+    /// the producer is about to overwrite. Report "not yet"; the producer's next
+    /// commit (or its wake-up after a failed wrap) brings the consumer back.
+    fn wrap_done(&self, watermark: u32) -> Result<bool, BipBufError> {
+        // observe (Acquire): pairs with the producer's publish of `write`; loaded after
+        // the watermark, so it is at least the pre-wrap `write`.
+        let write = self.check("write", self.write().load(sync::observe()))?;
+        Ok(write < watermark)
+    }
+
+    /// Consumer: `read = 0`, then `watermark = 0` (roam's order).
+    fn reset_after_wrap(&self) {
+        // publish (Release): pairs with the producer's observe of `read` in try_grant;
+        // our reads of the tail happen-before the producer reuses those bytes.
+        self.read().store(0, sync::publish());
+        // publish (Release), as roam; after `read = 0`, so a producer that later sees a
+        // non-zero `read` (its condition to wrap again) also sees the watermark cleared.
+        self.watermark().store(0, sync::publish());
     }
 
     /// Whether the ring is empty (`read == write` and no wrap). A ring whose failed
@@ -764,6 +880,7 @@ impl<'a> BipBuf<'a> {
             BipBufConsumer {
                 raw: half(),
                 held: 0,
+                reset: false,
                 _region: PhantomData,
             },
         )
@@ -928,6 +1045,8 @@ pub struct BipBufConsumer<'a> {
     raw: BipBufRaw,
     /// Bytes returned by the last read and not yet released (process-local).
     held: u32,
+    /// The last read returned nothing but reset the cursors after a wrap.
+    reset: bool,
     _region: PhantomData<Region<'a>>,
 }
 
@@ -947,12 +1066,21 @@ impl<'a> BipBufConsumer<'a> {
     /// called, and the producer does not touch them until then. Whole commits are
     /// never split across two reads, but one read may return several commits.
     ///
+    /// After `None`, check [`last_read_reset`](Self::last_read_reset) and wake the
+    /// producer if it is true (layout notes §13).
+    ///
     /// # Errors
     /// [`BipBufError::Corrupt`].
     pub fn read(&mut self) -> Result<Option<&[u8]>, BipBufError> {
         self.held = 0;
-        let Some((offset, len)) = self.raw.try_read()? else {
-            return Ok(None);
+        self.reset = false;
+        let (offset, len) = match self.raw.try_read_outcome()? {
+            ReadOutcome::Data { offset, len } => (offset, len),
+            ReadOutcome::Empty => return Ok(None),
+            ReadOutcome::EmptyAfterReset => {
+                self.reset = true;
+                return Ok(None);
+            }
         };
         self.held = len;
         // SAFETY: [offset, offset+len) was validated inside the data area (all cursors
@@ -983,6 +1111,13 @@ impl<'a> BipBufConsumer<'a> {
     /// Whether the ring is empty (see [`BipBufRaw::is_empty`]).
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
+    }
+
+    /// Whether the last [`read`](Self::read) returned `None` after resetting the
+    /// cursors at the end of a wrap's tail ([`ReadOutcome::EmptyAfterReset`]): room
+    /// was freed that a stalled producer waits for, so wake it.
+    pub fn last_read_reset(&self) -> bool {
+        self.reset
     }
 }
 
@@ -1186,9 +1321,11 @@ mod tests {
         assert_eq!(raw.try_grant_outcome(e), Ok(GrantOutcome::Full));
         assert!(raw.would_stall(e).unwrap());
         assert!(!raw.would_stall(8).unwrap(), "8 < 16 fits before read");
-        // The consumer has nothing to read, but its read resets the cursors.
-        assert_eq!(raw.try_read(), Ok(None));
+        // The consumer has nothing to read, but its read resets the cursors, and says
+        // so (wake the producer); a second read has nothing to reset.
+        assert_eq!(raw.try_read_outcome(), Ok(ReadOutcome::EmptyAfterReset));
         assert_eq!(cursors(&raw), (0, 0, 0));
+        assert_eq!(raw.try_read_outcome(), Ok(ReadOutcome::Empty));
         assert!(!raw.would_stall(e).unwrap());
         assert_eq!(raw.try_grant(e), Ok(Some(0)));
     }
@@ -1212,6 +1349,73 @@ mod tests {
         raw.release(8).unwrap(); // reaches the watermark: reset
         assert_eq!(cursors(&raw), (0, 0, 0));
         assert_eq!(raw.try_grant(20), Ok(Some(0)));
+    }
+
+    /// A roam 7.3 producer stores the watermark before `write = 0`. A consumer that
+    /// sees only the watermark must not reset (it would re-read `[0, 6)`).
+    #[test]
+    fn roam_order_wrap_in_progress_is_not_reset() {
+        let (_m, raw) = raw_ring(8);
+        let h = hdr(&raw);
+        raw.try_grant(6).unwrap().unwrap();
+        raw.commit(6).unwrap();
+        assert_eq!(raw.try_read(), Ok(Some((0, 6))));
+        raw.release(6).unwrap();
+        // Producer (roam order) wraps for 3 bytes: first store only.
+        h.watermark.store(6, Ordering::Relaxed);
+        assert_eq!(raw.try_read(), Ok(None));
+        assert_eq!(
+            cursors(&raw),
+            (6, 6, 6),
+            "no reset while write is the old one"
+        );
+        // Second store lands, then the commit of [0, 3).
+        h.write.store(0, Ordering::Relaxed);
+        h.write.store(3, Ordering::Relaxed);
+        assert_eq!(raw.try_read(), Ok(Some((0, 3))));
+        assert_eq!(cursors(&raw), (3, 0, 0));
+    }
+
+    /// Same race through release: the tail is released up to the watermark while the
+    /// producer is between its stores: `read = watermark` is left for try_read.
+    #[test]
+    fn roam_order_wrap_in_progress_release() {
+        let (_m, raw) = raw_ring(8);
+        let h = hdr(&raw);
+        raw.try_grant(6).unwrap().unwrap();
+        raw.commit(6).unwrap();
+        assert_eq!(raw.try_read(), Ok(Some((0, 6))));
+        raw.release(3).unwrap();
+        h.watermark.store(6, Ordering::Relaxed);
+        assert_eq!(raw.try_read(), Ok(Some((3, 3))));
+        raw.release(3).unwrap();
+        assert_eq!(cursors(&raw), (6, 6, 6));
+        h.write.store(0, Ordering::Relaxed);
+        assert_eq!(raw.try_read(), Ok(None));
+        assert_eq!(cursors(&raw), (0, 0, 0));
+    }
+
+    /// Our producer stores `write = 0` first: the gap reads as empty, and the bytes
+    /// already read can still be released.
+    #[test]
+    fn write_first_wrap_in_progress() {
+        let (_m, raw) = raw_ring(8);
+        let h = hdr(&raw);
+        raw.try_grant(6).unwrap().unwrap();
+        raw.commit(6).unwrap();
+        assert_eq!(raw.try_read(), Ok(Some((0, 6))));
+        raw.release(3).unwrap();
+        // The real producer's wrap: write = 0, then the watermark.
+        assert_eq!(raw.try_grant_outcome(3), Ok(GrantOutcome::FullWrapped));
+        assert_eq!(cursors(&raw), (0, 6, 3));
+        // Replay the gap: watermark not yet visible.
+        h.watermark.store(0, Ordering::Relaxed);
+        assert_eq!(raw.try_read(), Ok(None));
+        raw.release(3).unwrap();
+        assert_eq!(cursors(&raw), (0, 0, 6));
+        h.watermark.store(6, Ordering::Relaxed);
+        assert_eq!(raw.try_read(), Ok(None));
+        assert_eq!(cursors(&raw), (0, 0, 0));
     }
 
     #[test]
@@ -1427,6 +1631,9 @@ mod tests {
         assert_eq!(p.grant(30).unwrap().map(|g| g.offset()), None); // wraps, fails
         assert!(p.would_stall(30).unwrap());
         assert_eq!(c.read(), Ok(None)); // reset
+        assert!(c.last_read_reset());
+        assert_eq!(c.read(), Ok(None));
+        assert!(!c.last_read_reset());
         assert_eq!(p.grant(30).unwrap().map(|g| g.offset()), Some(0));
         // A new grant replaces the uncommitted one; a failed grant cancels it.
         assert_eq!(p.grant(31).unwrap().map(|g| g.offset()), Some(0));
