@@ -18,6 +18,8 @@ struct Spec {
     w: u32,
     wm: u32,
     r: u32,
+    /// The last read found nothing but reset the cursors.
+    reset: bool,
 }
 
 impl Spec {
@@ -50,11 +52,13 @@ impl Spec {
     }
 
     fn read(&mut self) -> Option<(u32, u32)> {
+        self.reset = false;
         if self.wm != 0 && self.r < self.wm {
             Some((self.r, self.wm - self.r))
         } else if self.wm != 0 {
             self.r = 0;
             self.wm = 0;
+            self.reset = self.w == 0;
             (self.w > 0).then_some((0, self.w))
         } else {
             (self.r < self.w).then(|| (self.r, self.w - self.r))
@@ -128,6 +132,7 @@ fn run(cap: u32, ops: &[Op]) -> Result<u32, TestCaseError> {
         w: 0,
         wm: 0,
         r: 0,
+        reset: false,
     };
     let mut model: VecDeque<Vec<u8>> = VecDeque::new();
     let mut seq = 0u32;
@@ -160,6 +165,7 @@ fn run(cap: u32, ops: &[Op]) -> Result<u32, TestCaseError> {
                         prop_assert_eq!(p.would_stall(len).unwrap(), model.is_empty());
                         if model.is_empty() {
                             prop_assert_eq!(c.read().unwrap(), None);
+                            prop_assert!(c.last_read_reset(), "the read must report its reset");
                             prop_assert_eq!(spec.read(), None);
                             prop_assert!(p.can_grant(len).unwrap());
                         }
@@ -171,6 +177,7 @@ fn run(cap: u32, ops: &[Op]) -> Result<u32, TestCaseError> {
                 let got = c.read().unwrap();
                 let Some(bytes) = got else {
                     prop_assert_eq!(want, None);
+                    prop_assert_eq!(c.last_read_reset(), spec.reset);
                     prop_assert!(model.is_empty(), "data lost: {} records", model.len());
                     continue;
                 };
