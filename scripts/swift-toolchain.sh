@@ -45,9 +45,8 @@ repository root with a working Swift 6 toolchain.
           created once (debootstrap from the host's own Debian mirror, then
           apt-get: ~440 MB download, 2.6 GB on disk, 1-5 min on 2 cores) and
           reused; the command runs inside it as root (or as the sudo caller,
-          via chroot --userspec). \`cargo clean\` deletes the default
-          location; a fresh clone (CI) starts without it: point
-          ROAM_SWIFT_CHROOT at a directory outside the clone to reuse one.
+          via chroot --userspec). It lives outside the repository by
+          default, so fresh clones (CI) and \`cargo clean\` reuse it.
 
 Options:
   -C, --cd DIR      run the command in DIR instead of the repository root
@@ -58,7 +57,7 @@ Options:
   -h, --help        this text
 
 Environment:
-  ROAM_SWIFT_CHROOT   chroot directory (default: \$REPO/target/swift-chroot;
+  ROAM_SWIFT_CHROOT   chroot directory (default: \${XDG_CACHE_HOME:-\$HOME/.cache}/roam-shm/swift-chroot;
                       a lock file sits next to it, at <dir>.lock)
   ROAM_SWIFT_MODE     auto (default), native or chroot
   ROAM_SWIFT_MIRROR   Debian mirror URL (default: the host's apt sources)
@@ -327,7 +326,7 @@ do_run() { # do_run WORKDIR CMD...
 # --- main -------------------------------------------------------------------
 
 resolve_chroot() {
-  CHROOT=$(readlink -m -- "${ROAM_SWIFT_CHROOT:-$REPO/target/swift-chroot}")
+  CHROOT=$(readlink -m -- "${ROAM_SWIFT_CHROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/roam-shm/swift-chroot}")
   [[ $CHROOT != / ]] || die "ROAM_SWIFT_CHROOT must not be /"
   MARKER=$CHROOT/.roam-swift-ready
   LOCK=$CHROOT.lock

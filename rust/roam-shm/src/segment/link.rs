@@ -23,7 +23,7 @@ use super::frame::{self, Frame, FrameError, Route, RoutePolicy};
 use super::mmap_ctrl::{MmapAlloc, MmapAttachments, MmapRegistry};
 use super::shared::SegmentShared;
 use super::var_pool::VarSlotHandle;
-use crate::bipbuf::BipBufRaw;
+use crate::bipbuf::{BipBufRaw, GrantOutcome, ReadOutcome};
 use crate::doorbell::{Doorbell, SignalResult};
 
 /// Why a send did not happen.
@@ -162,11 +162,16 @@ impl Tx {
             Route::SlotRef { .. } => frame::SLOT_REF_ENTRY_SIZE,
             Route::MmapRef => frame::MMAP_REF_ENTRY_SIZE,
         } as u32;
-        let grant_off = self
-            .ring
-            .try_grant(entry_len)
-            .map_err(|e| SessionError::Ring(e.to_string()))?
-            .ok_or(SendError::Full)?;
+        let grant_off = match self.ring.try_grant_outcome(entry_len).map_err(|e| SessionError::Ring(e.to_string()))? {
+            GrantOutcome::Granted { offset } => offset,
+            GrantOutcome::Full => return Err(SendError::Full),
+            GrantOutcome::FullWrapped => {
+                // The wrap is taken but no commit will follow to wake the consumer,
+                // which must read once to reset the cursors (§13 stall): wake it.
+                let _ = self.doorbell.signal();
+                return Err(SendError::Full);
+            }
+        };
         let (payload, pending) = match route {
             Route::Inline => {
                 // SAFETY: the grant gives this producer exclusive use of
@@ -370,8 +375,14 @@ impl Rx {
         if self.seg.is_truncated() {
             return Err(SessionError::SegmentTruncated.into());
         }
-        let Some((off, avail)) = self.ring.try_read().map_err(|e| RecvError::Corrupt(e.to_string()))? else {
-            return Ok(None);
+        let (off, avail) = match self.ring.try_read_outcome().map_err(|e| RecvError::Corrupt(e.to_string()))? {
+            ReadOutcome::Data { offset, len } => (offset, len),
+            ReadOutcome::Empty => return Ok(None),
+            ReadOutcome::EmptyAfterReset => {
+                // The reset freed room a producer may be waiting for: wake it.
+                let _ = self.doorbell.signal();
+                return Ok(None);
+            }
         };
         // SAFETY: [off, off + avail) is committed data owned by the consumer until
         // released (BipBufRaw validated it against the capacity).
