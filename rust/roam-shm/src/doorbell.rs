@@ -92,8 +92,8 @@ pub enum WaitOutcome {
     /// The timeout expired without a ring.
     Timeout,
     /// The peer's end is closed (end-of-file, `ECONNRESET`, `POLLHUP`/`POLLERR`). Rings
-    /// it sent before closing were consumed; the caller should still process what the
-    /// peer published in shared memory before tearing down.
+    /// it sent before closing are reported first (as `Signaled`); this is reported from
+    /// then on, on every call.
     PeerGone,
 }
 
@@ -394,10 +394,15 @@ impl Doorbell {
         while rounds < MAX_DRAIN_ROUNDS {
             rounds += 1;
             match socket::recv(raw, &mut buf, MsgFlags::MSG_DONTWAIT) {
-                Ok(0) => return Ok(DrainOutcome::PeerGone),
-                Ok(n) => total = total.saturating_add(n),
+                Ok(n) if n > 0 => total = total.saturating_add(n),
                 Err(Errno::EINTR) => continue,
                 Err(e) if is_would_block(e) => break,
+                // End-of-file or reset. Report the rings read first: the condition stays
+                // (a closed stream socket keeps returning end-of-file, and after an
+                // ECONNRESET it returns end-of-file), so the next call says PeerGone.
+                Ok(_) if total > 0 => break,
+                Err(e) if is_peer_gone(e) && total > 0 => break,
+                Ok(_) => return Ok(DrainOutcome::PeerGone),
                 Err(e) if is_peer_gone(e) => return Ok(DrainOutcome::PeerGone),
                 Err(errno) => return Err(DoorbellError::Recv { fd: raw, errno }),
             }
@@ -587,13 +592,23 @@ mod tests {
     }
 
     #[test]
-    fn pending_rings_then_peer_gone() {
+    fn last_rings_are_reported_before_peer_gone() {
+        // A peer that rings and exits at once: the ring is not lost in the hang-up.
         let (a, b) = pair();
         b.signal();
         drop(b);
-        // The ring is consumed, but the death is what gets reported (and stays).
+        assert_eq!(a.wait(LONG).unwrap(), WaitOutcome::Signaled);
         assert_eq!(a.wait(LONG).unwrap(), WaitOutcome::PeerGone);
         assert_eq!(a.wait(LONG).unwrap(), WaitOutcome::PeerGone);
+
+        // Same when both sides had rings in flight (the dying end resets).
+        let (a, b) = pair();
+        b.signal();
+        a.signal();
+        drop(b);
+        assert_eq!(a.drain().unwrap(), DrainOutcome::Drained { bytes: 1 });
+        assert_eq!(a.drain().unwrap(), DrainOutcome::PeerGone);
+        assert_eq!(a.drain().unwrap(), DrainOutcome::PeerGone);
     }
 
     #[test]
