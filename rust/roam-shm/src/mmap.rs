@@ -777,6 +777,7 @@ mod tests {
             "roam-mmap-test-{}-{}-{}",
             std::process::id(),
             tag,
+            // Relaxed: only uniqueness of the name matters; it orders nothing.
             N.fetch_add(1, Ordering::Relaxed)
         ))
     }

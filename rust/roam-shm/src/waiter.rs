@@ -63,7 +63,7 @@
 //! `UL_COMPARE_AND_WAIT_SHARED` (compiled, not tested here). Under `--features loom` the
 //! kernel is replaced by an emulation on a loom `Mutex` + `Condvar` with the same
 //! semantics (sleep only if the word still equals the expected value; wake wakes every
-//! sleeper), see [`loom_emulation`].
+//! sleeper), see `loom_emulation` (loom builds only).
 
 use std::time::{Duration, Instant};
 

@@ -23,13 +23,15 @@ use roam_shm::waiter::{WaitCell, WaitResult, loom_emulation};
 fn model<F: Fn() + Sync + Send + 'static>(preemptions: Option<usize>, f: F) {
     #[allow(clippy::disallowed_types)] // a std counter across executions, not model state
     static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    // Relaxed (all RUNS/SKIPPED/WOKE accesses): plain counters; loom runs the executions
+    // one after another on this thread, so they order nothing.
     RUNS.store(0, StdOrdering::Relaxed);
     let mut b = loom::model::Builder::new();
     if b.preemption_bound.is_none() {
         b.preemption_bound = preemptions;
     }
     b.check(move || {
-        RUNS.fetch_add(1, StdOrdering::Relaxed);
+        RUNS.fetch_add(1, StdOrdering::Relaxed); // Relaxed: a counter, see above
         f()
     });
     eprintln!(
@@ -87,9 +89,9 @@ fn one_waiter_no_lost_wakeup_and_wake_skipped_when_nobody_sleeps() {
         assert_eq!(loom_emulation::wake_calls(), usize::from(woke));
         if !woke {
             assert_eq!(loom_emulation::sleeps(), 0, "skipped the wake of a sleeper");
-            SKIPPED.fetch_add(1, StdOrdering::Relaxed);
+            SKIPPED.fetch_add(1, StdOrdering::Relaxed); // Relaxed: a counter
         } else {
-            WOKE.fetch_add(1, StdOrdering::Relaxed);
+            WOKE.fetch_add(1, StdOrdering::Relaxed); // Relaxed: a counter
         }
         assert_eq!(cell.sleepers(), 0);
     });
