@@ -38,12 +38,30 @@ fn wait_for(path: &std::path::Path, timeout: Duration) -> AnyResult<()> {
     Ok(())
 }
 
-fn guest(socket: &std::path::Path, count: u64, max_size: usize, seed: u64, pace_us: u64) -> AnyResult<Child> {
+fn guest(
+    socket: &std::path::Path,
+    count: u64,
+    max_size: usize,
+    seed: u64,
+    pace_us: u64,
+) -> AnyResult<Child> {
     Ok(Command::new(me()?)
         .args(["guest", "--socket"])
         .arg(socket)
-        .args(["--count", &count.to_string(), "--size", "0", "--max-size", &max_size.to_string()])
-        .args(["--seed", &seed.to_string(), "--pace-us", &pace_us.to_string()])
+        .args([
+            "--count",
+            &count.to_string(),
+            "--size",
+            "0",
+            "--max-size",
+            &max_size.to_string(),
+        ])
+        .args([
+            "--seed",
+            &seed.to_string(),
+            "--pace-us",
+            &pace_us.to_string(),
+        ])
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .spawn()?)
@@ -54,13 +72,22 @@ pub fn run(a: &DemoArgs) -> AnyResult<()> {
     std::fs::create_dir_all(&dir)?;
     let socket = dir.join("host.sock");
     let seg = PathBuf::from(format!("/dev/shm/roam-demo-{}", std::process::id()));
-    println!("demo: starting an echo host (segment {}) and {} guest processes", seg.display(), a.guests + 1);
+    println!(
+        "demo: starting an echo host (segment {}) and {} guest processes",
+        seg.display(),
+        a.guests + 1
+    );
     let mut host = Command::new(me()?)
         .args(["host", "--echo", "--socket"])
         .arg(&socket)
         .arg("--segment")
         .arg(&seg)
-        .args(["--guests", &(a.guests + 1).to_string(), "--heartbeat-ms", "500"])
+        .args([
+            "--guests",
+            &(a.guests + 1).to_string(),
+            "--heartbeat-ms",
+            "500",
+        ])
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .spawn()?;
@@ -77,7 +104,10 @@ pub fn run(a: &DemoArgs) -> AnyResult<()> {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(victim.id() as libc::pid_t, libc::SIGKILL) };
         victim.wait()?;
-        println!("demo: killed guest process {} with SIGKILL mid-stream", victim.id());
+        println!(
+            "demo: killed guest process {} with SIGKILL mid-stream",
+            victim.id()
+        );
         let mut ok = true;
         for mut k in kids {
             ok &= k.wait()?.success();
@@ -95,7 +125,10 @@ pub fn run(a: &DemoArgs) -> AnyResult<()> {
             (u64::from(a.guests) * a.count * 2) as f64 / elapsed.as_secs_f64()
         );
         println!("demo: segment after the run:");
-        let st = Command::new(me()?).args(["segment", "inspect"]).arg(&seg).status()?;
+        let st = Command::new(me()?)
+            .args(["segment", "inspect"])
+            .arg(&seg)
+            .status()?;
         if !st.success() {
             return Err("inspect failed".into());
         }

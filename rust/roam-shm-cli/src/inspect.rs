@@ -30,7 +30,7 @@ pub fn run(path: &Path, json: bool) -> AnyResult<()> {
         .pool()
         .stats()
         .iter()
-        .map(|s| serde_json::json!({"slot_size": s.slot_size, "count": s.count, "allocated": s.allocated}))
+        .map(|s| serde_json::json!({"slot_size": s.slot_size, "count": s.slot_count, "allocated": s.allocated}))
         .collect();
     let doc = serde_json::json!({
         "path": path.display().to_string(),
@@ -90,7 +90,10 @@ pub fn run(path: &Path, json: bool) -> AnyResult<()> {
     }
     println!("  slot pool @{}:", h.var_pool_offset);
     for s in seg.pool().stats() {
-        println!("    {:>9} B x {:>5}: {:>5} allocated", s.slot_size, s.count, s.allocated);
+        println!(
+            "    {:>9} B x {:>5}: {:>5} allocated",
+            s.slot_size, s.slot_count, s.allocated
+        );
     }
     Ok(())
 }

@@ -20,7 +20,11 @@ use roam_shm::segment::shared::{SegmentBacking, SegmentShared};
 use roam_shm::segment::var_pool::SizeClass;
 
 #[derive(Parser)]
-#[command(name = "roam-shm", version, about = "Zero-copy shared-memory IPC (roam v7 compatible)")]
+#[command(
+    name = "roam-shm",
+    version,
+    about = "Zero-copy shared-memory IPC (roam v7 compatible)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -86,10 +90,15 @@ pub struct ConfigArgs {
 fn parse_classes(s: &str) -> Result<Vec<SizeClass>, String> {
     s.split(',')
         .map(|c| {
-            let (size, count) = c.split_once(':').ok_or_else(|| format!("`{c}`: expected SIZE:COUNT"))?;
+            let (size, count) = c
+                .split_once(':')
+                .ok_or_else(|| format!("`{c}`: expected SIZE:COUNT"))?;
             Ok(SizeClass {
                 slot_size: size.trim().parse().map_err(|e| format!("`{size}`: {e}"))?,
-                count: count.trim().parse().map_err(|e| format!("`{count}`: {e}"))?,
+                count: count
+                    .trim()
+                    .parse()
+                    .map_err(|e| format!("`{count}`: {e}"))?,
             })
         })
         .collect()
@@ -179,10 +188,14 @@ fn install_stop_handler() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Cmd::Segment { cmd: SegmentCmd::Create { path, config } } => segment_create(&path, &config),
-        Cmd::Segment { cmd: SegmentCmd::Inspect { path, json } } => inspect::run(&path, json),
+        Cmd::Segment {
+            cmd: SegmentCmd::Create { path, config },
+        } => segment_create(&path, &config),
+        Cmd::Segment {
+            cmd: SegmentCmd::Inspect { path, json },
+        } => inspect::run(&path, json),
         Cmd::Host(a) => run_host(&a),
-        Cmd::Guest(a) => run_guest(&a).map(|_| ()),
+        Cmd::Guest(a) => run_guest(&a),
         Cmd::Demo(a) => demo::run(&a),
     };
     match r {
@@ -198,7 +211,11 @@ type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn segment_create(path: &std::path::Path, config: &ConfigArgs) -> AnyResult<()> {
     let cfg = config.to_config();
-    let backing = SegmentBacking::File { path: path.to_path_buf(), cleanup: PathCleanup::Keep, mode: 0o600 };
+    let backing = SegmentBacking::File {
+        path: path.to_path_buf(),
+        cleanup: PathCleanup::Keep,
+        mode: 0o600,
+    };
     let seg = SegmentShared::create(&cfg, &backing)?;
     println!(
         "created {} ({} bytes, {} guests, {} B rings, {} slot classes)",
@@ -214,12 +231,23 @@ fn segment_create(path: &std::path::Path, config: &ConfigArgs) -> AnyResult<()> 
 fn run_host(a: &HostArgs) -> AnyResult<()> {
     install_stop_handler();
     let backing = match &a.segment {
-        Some(p) => SegmentBacking::File { path: p.clone(), cleanup: PathCleanup::Delete, mode: 0o600 },
+        Some(p) => SegmentBacking::File {
+            path: p.clone(),
+            cleanup: PathCleanup::Delete,
+            mode: 0o600,
+        },
         None => SegmentBacking::Anonymous,
     };
-    let mut host = Host::create(HostOptions { config: a.config.to_config(), backing })?;
+    let mut host = Host::create(HostOptions {
+        config: a.config.to_config(),
+        backing,
+    })?;
     host.listen(&a.socket)?;
-    println!("host: listening on {} (segment {})", a.socket.display(), host.segment_path().display());
+    println!(
+        "host: listening on {} (segment {})",
+        a.socket.display(),
+        host.segment_path().display()
+    );
     let (mut connected, mut left, mut echoed) = (0u32, 0u32, 0u64);
     let mut last_activity = Instant::now();
     while !STOP.load(Ordering::Relaxed) {
@@ -235,11 +263,17 @@ fn run_host(a: &HostArgs) -> AnyResult<()> {
                         println!("host: guest {p} connected");
                     }
                 }
-                HostEvent::PeerGone { peer, reason, recovery } => {
+                HostEvent::PeerGone {
+                    peer,
+                    reason,
+                    recovery,
+                } => {
                     left += 1;
                     println!(
                         "host: guest {peer} gone ({reason:?}); recovered: {} unread frames drained, {} held slots freed, {} guest slots reclaimed",
-                        recovery.drained_frames, recovery.freed_sent_slots, recovery.reclaimed_slots
+                        recovery.drained_frames,
+                        recovery.freed_sent_slots,
+                        recovery.reclaimed_slots
                     );
                 }
                 HostEvent::Readable(p) => {
@@ -256,13 +290,18 @@ fn run_host(a: &HostArgs) -> AnyResult<()> {
         if a.guests > 0 && left >= a.guests && connected >= a.guests {
             break;
         }
-        if a.idle_exit > 0 && host.peer_ids().is_empty() && last_activity.elapsed() > Duration::from_secs(a.idle_exit) {
+        if a.idle_exit > 0
+            && host.peer_ids().is_empty()
+            && last_activity.elapsed() > Duration::from_secs(a.idle_exit)
+        {
             break;
         }
     }
     let stats = host.segment().pool().stats();
     let in_use: u64 = stats.iter().map(|s| u64::from(s.allocated)).sum();
-    println!("host: done: {connected} guests served, {echoed} messages echoed, {in_use} slots in use at exit");
+    println!(
+        "host: done: {connected} guests served, {echoed} messages echoed, {in_use} slots in use at exit"
+    );
     Ok(())
 }
 
@@ -270,7 +309,9 @@ fn run_host(a: &HostArgs) -> AnyResult<()> {
 /// the message held) when our direction is full, so a slow guest only slows itself.
 fn echo_peer(host: &mut Host, peer: u8) -> u64 {
     let mut n = 0;
-    let Ok((tx, rx)) = host.link(peer) else { return 0 };
+    let Ok((tx, rx)) = host.link(peer) else {
+        return 0;
+    };
     loop {
         let raw = match rx.try_recv_raw() {
             Ok(Some(raw)) => raw,
@@ -284,7 +325,7 @@ fn echo_peer(host: &mut Host, peer: u8) -> u64 {
             Ok(mut buf) => {
                 // SAFETY: raw is valid until rx.release() below.
                 let src = unsafe { std::slice::from_raw_parts(raw.ptr, raw.len) };
-                buf.as_mut().copy_from_slice(src);
+                buf.bytes_mut().copy_from_slice(src);
                 if let Err(e) = buf.commit() {
                     eprintln!("host: guest {peer}: echo: {e}");
                     break;
@@ -304,16 +345,7 @@ fn echo_peer(host: &mut Host, peer: u8) -> u64 {
     n
 }
 
-/// What a guest run did.
-#[derive(Debug, Clone, Copy)]
-pub struct GuestSummary {
-    sent: u64,
-    received: u64,
-    bytes: u64,
-    elapsed: Duration,
-}
-
-fn run_guest(a: &GuestArgs) -> AnyResult<GuestSummary> {
+fn run_guest(a: &GuestArgs) -> AnyResult<()> {
     let mut g = Guest::connect(&a.socket, GuestOptions::default())?;
     let id = g.peer_id();
     let max = a.max_size.unwrap_or(a.size);
@@ -350,7 +382,9 @@ fn run_guest(a: &GuestArgs) -> AnyResult<GuestSummary> {
                 Ok(None) => break,
                 Err(e) => return Err(format!("guest {id}: recv #{received}: {e}").into()),
             };
-            let len = expect_sizes.pop_front().ok_or("echo without a matching send")?;
+            let len = expect_sizes
+                .pop_front()
+                .ok_or("echo without a matching send")?;
             payload::fill(&mut scratch, a.seed, received, len);
             if msg[..] != scratch[..] {
                 return Err(format!(
@@ -365,21 +399,19 @@ fn run_guest(a: &GuestArgs) -> AnyResult<GuestSummary> {
         }
         if !progress {
             if Instant::now() > deadline {
-                return Err(format!("guest {id}: timed out after {sent} sent, {received} echoed").into());
+                return Err(
+                    format!("guest {id}: timed out after {sent} sent, {received} echoed").into(),
+                );
             }
             g.wait(Some(Duration::from_millis(20)))?;
             g.check_host()?;
         }
     }
     let elapsed = start.elapsed();
-    let s = GuestSummary { sent, received, bytes, elapsed };
     println!(
-        "guest {id}: {} sent, {} echoes verified, {} bytes each way, {:.0} msg/s round trip",
-        s.sent,
-        s.received,
-        s.bytes,
-        s.received as f64 / elapsed.as_secs_f64()
+        "guest {id}: {sent} sent, {received} echoes verified, {bytes} bytes each way, {:.0} msg/s round trip",
+        received as f64 / elapsed.as_secs_f64()
     );
     g.close();
-    Ok(s)
+    Ok(())
 }

@@ -34,7 +34,12 @@ pub struct Sizes {
 impl Sizes {
     /// A deterministic size stream.
     pub fn new(seed: u64, min: usize, max: usize) -> Sizes {
-        let mut s = Sizes { state: seed, min, max: max.max(min), next: 0 };
+        let mut s = Sizes {
+            state: seed,
+            min,
+            max: max.max(min),
+            next: 0,
+        };
         s.next = s.draw();
         s
     }
@@ -49,7 +54,11 @@ impl Sizes {
         let hi = ((self.max + 1) as f64).ln();
         let v = (lo + u * (hi - lo)).exp() as usize;
         // Let 0 appear too when the range starts at 0.
-        if self.min == 0 && v <= 1 && (self.state & 1) == 0 { 0 } else { v.clamp(self.min, self.max) }
+        if self.min == 0 && v <= 1 && (self.state & 1) == 0 {
+            0
+        } else {
+            v.clamp(self.min, self.max)
+        }
     }
 
     /// The next size without consuming it.

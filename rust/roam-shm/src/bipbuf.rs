@@ -85,11 +85,7 @@ use core::ptr;
 use crate::region::{Region, RegionError};
 use crate::sync::{self, Ordering};
 
-// `crate::sync::AtomicU32` is a `pub use` of core's type (without loom), and clippy's
-// `disallowed-types` resolves re-exports, so naming it directly trips the ban meant for
-// *bypassing* the facade. This alias is the one audited place that names it.
-#[allow(clippy::disallowed_types)]
-type AtomicU32 = sync::AtomicU32;
+use crate::sync::AtomicU32;
 
 /// Size of the BipBuffer header in bytes; the data starts this far after the header.
 pub const BIPBUF_HEADER_SIZE: usize = 128;

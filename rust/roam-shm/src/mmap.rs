@@ -764,9 +764,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn tmp_path(tag: &str) -> PathBuf {
-        #[allow(clippy::disallowed_types)] // facade type (clippy resolves the re-export)
         use crate::sync::{AtomicU32, Ordering};
-        #[allow(clippy::disallowed_types)] // facade type, see the `use` above
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = if Path::new("/dev/shm").is_dir() {
             PathBuf::from("/dev/shm")

@@ -4,9 +4,7 @@
 //! [`crate::treiber::TreiberSlab`]: a generation counter that makes handles to a
 //! reused slot detectably stale, and a [`SlotState`].
 
-use crate::sync;
-
-use crate::sync::{AtomicU32};
+use crate::sync::AtomicU32;
 
 /// Lifecycle state of a slot, stored as a `u32` in [`SlotMeta::state`].
 #[repr(u32)]

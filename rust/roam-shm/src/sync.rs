@@ -30,10 +30,10 @@ macro_rules! facade {
 }
 facade!(AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize);
 
-#[cfg(feature = "loom")]
-pub use loom::sync::atomic::fence;
 #[cfg(not(feature = "loom"))]
 pub use core::sync::atomic::fence;
+#[cfg(feature = "loom")]
+pub use loom::sync::atomic::fence;
 
 pub use core::sync::atomic::Ordering;
 

@@ -68,10 +68,6 @@
 use std::time::{Duration, Instant};
 
 use crate::region::{Region, RegionError};
-// The `disallowed_types` allows in this file: clippy resolves the `crate::sync`
-// re-exports to the core atomics it bans, so even facade uses trip the lint. Each allow
-// covers an item that names a facade type, never a direct `core::sync::atomic` import.
-#[allow(clippy::disallowed_types)]
 use crate::sync::{AtomicU32, Ordering};
 
 /// Default spin before sleeping (performance-facts.md: ~20 µs turns a ~21.6 µs futex
@@ -90,7 +86,6 @@ const FALLBACK_POLL: Duration = Duration::from_millis(1);
 /// The shared wait/wake word pair (see the module docs for layout and protocol).
 #[repr(C)]
 #[derive(Debug)]
-#[allow(clippy::disallowed_types)] // facade type, see the `use` above
 pub struct WaitCell {
     seq: AtomicU32,
     sleepers: AtomicU32,
@@ -156,7 +151,6 @@ impl Default for WaitCell {
 impl WaitCell {
     /// A fresh cell (`seq = 0`, no sleepers), e.g. to `ptr::write` into shared memory or
     /// to use in-process.
-    #[allow(clippy::disallowed_types)] // facade type, see the `use` above
     pub fn new() -> WaitCell {
         WaitCell {
             seq: AtomicU32::new(0),
@@ -351,7 +345,6 @@ impl WaitCell {
 }
 
 #[cfg(all(not(feature = "loom"), any(target_os = "linux", target_os = "android")))]
-#[allow(clippy::disallowed_types)] // facade type, see the `use` above
 mod platform {
     use super::{AtomicU32, Sleep};
     use std::time::Duration;
@@ -410,7 +403,6 @@ mod platform {
 }
 
 #[cfg(all(not(feature = "loom"), target_os = "macos"))]
-#[allow(clippy::disallowed_types)] // facade type, see the `use` above
 mod platform {
     use super::{AtomicU32, Sleep};
     use std::time::Duration;
@@ -473,7 +465,6 @@ mod platform {
     not(feature = "loom"),
     not(any(target_os = "linux", target_os = "android", target_os = "macos"))
 ))]
-#[allow(clippy::disallowed_types)] // facade type, see the `use` above
 mod platform {
     use super::{AtomicU32, Sleep};
     use std::time::Duration;

@@ -2,11 +2,11 @@
 //! and its mmap control channel (RSH0/RSP0 bootstrap with three fds), claims its
 //! peer entry and exchanges messages with the host.
 
+use crate::sync::{AtomicBool, Ordering};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,10 @@ pub struct GuestOptions {
 
 impl Default for GuestOptions {
     fn default() -> Self {
-        GuestOptions { timeout: Duration::from_secs(5), sid: None }
+        GuestOptions {
+            timeout: Duration::from_secs(5),
+            sid: None,
+        }
     }
 }
 
@@ -62,25 +65,42 @@ fn random_sid() -> Vec<u8> {
 
 impl Guest {
     /// Connect to the host listening at `socket_path`.
-    pub fn connect(socket_path: impl AsRef<Path>, opts: GuestOptions) -> Result<Guest, SessionError> {
-        let stream = UnixStream::connect(socket_path.as_ref()).map_err(|e| SessionError::io("connect", e))?;
-        stream.set_read_timeout(Some(opts.timeout)).map_err(|e| SessionError::io("set_read_timeout", e))?;
-        stream.set_write_timeout(Some(opts.timeout)).map_err(|e| SessionError::io("set_write_timeout", e))?;
+    pub fn connect(
+        socket_path: impl AsRef<Path>,
+        opts: GuestOptions,
+    ) -> Result<Guest, SessionError> {
+        let stream = UnixStream::connect(socket_path.as_ref())
+            .map_err(|e| SessionError::io("connect", e))?;
+        stream
+            .set_read_timeout(Some(opts.timeout))
+            .map_err(|e| SessionError::io("set_read_timeout", e))?;
+        stream
+            .set_write_timeout(Some(opts.timeout))
+            .map_err(|e| SessionError::io("set_write_timeout", e))?;
         let sid = opts.sid.unwrap_or_else(random_sid);
         bootstrap::send_request(stream.as_fd(), &sid)?;
         let mut buf = vec![0u8; bootstrap::MAX_RESPONSE_LEN];
         let resp = bootstrap::recv_response_unix(stream.as_fd(), &mut buf)?;
         if resp.info.status == BootstrapStatus::Error {
-            return Err(SessionError::Rejected(String::from_utf8_lossy(resp.payload).into_owned()));
+            return Err(SessionError::Rejected(
+                String::from_utf8_lossy(resp.payload).into_owned(),
+            ));
         }
-        let peer_id = u8::try_from(resp.info.peer_id).map_err(|_| SessionError::BadPeerId(resp.info.peer_id))?;
-        let [db_fd, seg_fd, ctl_fd]: [OwnedFd; 3] =
-            resp.fds.ok_or(SessionError::Internal("success response without fds"))?;
+        let peer_id = u8::try_from(resp.info.peer_id)
+            .map_err(|_| SessionError::BadPeerId(resp.info.peer_id))?;
+        let [db_fd, seg_fd, ctl_fd]: [OwnedFd; 3] = resp
+            .fds
+            .ok_or(SessionError::Internal("success response without fds"))?;
         Self::attach(seg_fd, db_fd, ctl_fd, peer_id)
     }
 
     /// Attach with fds obtained out of band (e.g. inherited by a spawned child).
-    pub fn attach(seg_fd: OwnedFd, doorbell_fd: OwnedFd, ctl_fd: OwnedFd, peer_id: u8) -> Result<Guest, SessionError> {
+    pub fn attach(
+        seg_fd: OwnedFd,
+        doorbell_fd: OwnedFd,
+        ctl_fd: OwnedFd,
+        peer_id: u8,
+    ) -> Result<Guest, SessionError> {
         let seg = Arc::new(SegmentShared::open(Some(seg_fd), None)?);
         if peer_id == 0 || u32::from(peer_id) > seg.layout().max_guests {
             return Err(SessionError::BadPeerId(u32::from(peer_id)));
@@ -89,14 +109,40 @@ impl Guest {
         let entry = seg.peer(peer_id)?;
         entry.guest_attach_reserved(own_pid())?;
         entry.heartbeat(now_ns());
-        let ctl2 = ctl_fd.try_clone().map_err(|e| SessionError::io("dup mmap control", e))?;
-        let tx = Tx::new(seg.clone(), seg.ring(peer_id, true)?, u32::from(peer_id), doorbell.clone(), MmapRegistry::new(ctl_fd), false);
-        let rx = Rx::new(seg.clone(), seg.ring(peer_id, false)?, 0, doorbell.clone(), Some(MmapAttachments::new(ctl2)?));
+        let ctl2 = ctl_fd
+            .try_clone()
+            .map_err(|e| SessionError::io("dup mmap control", e))?;
+        let tx = Tx::new(
+            seg.clone(),
+            seg.ring(peer_id, true)?,
+            u32::from(peer_id),
+            doorbell.clone(),
+            MmapRegistry::new(ctl_fd),
+            false,
+        );
+        let rx = Rx::new(
+            seg.clone(),
+            seg.ring(peer_id, false)?,
+            0,
+            doorbell.clone(),
+            Some(MmapAttachments::new(ctl2)?),
+        );
         let heartbeat = Self::start_heartbeat(&seg, peer_id);
-        Ok(Guest { seg, peer_id, tx, rx, doorbell, heartbeat, closed: false })
+        Ok(Guest {
+            seg,
+            peer_id,
+            tx,
+            rx,
+            doorbell,
+            heartbeat,
+            closed: false,
+        })
     }
 
-    fn start_heartbeat(seg: &Arc<SegmentShared>, peer_id: u8) -> Option<(Arc<AtomicBool>, JoinHandle<()>)> {
+    fn start_heartbeat(
+        seg: &Arc<SegmentShared>,
+        peer_id: u8,
+    ) -> Option<(Arc<AtomicBool>, JoinHandle<()>)> {
         let interval = seg.header().heartbeat_interval;
         if interval == 0 {
             return None;
@@ -164,7 +210,9 @@ impl Guest {
                     if left.is_zero() {
                         return Err(SendError::Timeout);
                     }
-                    if self.wait(Some(left.min(Duration::from_millis(50))))? == WaitOutcome::PeerGone {
+                    if self.wait(Some(left.min(Duration::from_millis(50))))?
+                        == WaitOutcome::PeerGone
+                    {
                         return Err(SendError::PeerGone);
                     }
                 }
@@ -198,7 +246,11 @@ impl Guest {
                 return Err(RecvError::PeerGone);
             }
         }
-        self.rx.try_recv()?.ok_or(RecvError::Session(SessionError::Internal("held message vanished")))
+        self.rx
+            .try_recv()?
+            .ok_or(RecvError::Session(SessionError::Internal(
+                "held message vanished",
+            )))
     }
 
     /// Wait for a doorbell signal (something changed: data, space, goodbye, growth).

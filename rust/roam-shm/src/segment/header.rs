@@ -28,15 +28,9 @@
 
 use crate::region::{Region, RegionError};
 use crate::segment::config::{self, ConfigError};
-use crate::sync::{self, Ordering};
+use crate::sync::Ordering;
 
-// `crate::sync`'s atomics are `pub use`s of core's types (without loom) and clippy's
-// `disallowed-types` resolves re-exports, so naming them trips the ban meant for
-// bypassing the facade. These aliases are the one audited place that names them.
-#[allow(clippy::disallowed_types)]
-type AtomicU32 = sync::AtomicU32;
-#[allow(clippy::disallowed_types)]
-type AtomicU64 = sync::AtomicU64;
+use crate::sync::{AtomicU32, AtomicU64};
 
 /// Magic bytes of a v7 roam segment.
 pub const MAGIC: [u8; 8] = *b"ROAMHUB\x07";

@@ -100,7 +100,12 @@ impl Host {
     pub fn create(opts: HostOptions) -> Result<Host, SessionError> {
         let seg = Arc::new(SegmentShared::create(&opts.config, &opts.backing)?);
         let n = seg.layout().max_guests as usize;
-        Ok(Host { seg, listener: None, peers: (0..n).map(|_| None).collect(), shut_down: false })
+        Ok(Host {
+            seg,
+            listener: None,
+            peers: (0..n).map(|_| None).collect(),
+            shut_down: false,
+        })
     }
 
     /// Listen for guests on a Unix socket at `path`. A leftover socket file nobody
@@ -111,13 +116,17 @@ impl Host {
             if UnixStream::connect(path).is_ok() {
                 return Err(SessionError::Io {
                     op: "listen",
-                    source: std::io::Error::new(std::io::ErrorKind::AddrInUse, format!("{} is in use", path.display())),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        format!("{} is in use", path.display()),
+                    ),
                 });
             }
             let _ = std::fs::remove_file(path);
         }
         let l = UnixListener::bind(path).map_err(|e| SessionError::io("bind control socket", e))?;
-        l.set_nonblocking(true).map_err(|e| SessionError::io("set_nonblocking", e))?;
+        l.set_nonblocking(true)
+            .map_err(|e| SessionError::io("set_nonblocking", e))?;
         self.listener = Some((l, path.to_path_buf()));
         Ok(())
     }
@@ -134,7 +143,12 @@ impl Host {
 
     /// Ids of connected peers (handshake done), attached or not yet.
     pub fn peer_ids(&self) -> Vec<u8> {
-        self.peers.iter().enumerate().filter(|(_, p)| p.is_some()).map(|(i, _)| (i + 1) as u8).collect()
+        self.peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_some())
+            .map(|(i, _)| (i + 1) as u8)
+            .collect()
     }
 
     /// Accept one pending connection and run the bootstrap handshake with it.
@@ -152,24 +166,45 @@ impl Host {
     }
 
     fn handshake(&mut self, stream: UnixStream) -> Result<u8, SessionError> {
-        stream.set_nonblocking(false).map_err(|e| SessionError::io("set_blocking", e))?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| SessionError::io("set_read_timeout", e))?;
-        stream.set_write_timeout(Some(Duration::from_secs(5))).map_err(|e| SessionError::io("set_write_timeout", e))?;
+        stream
+            .set_nonblocking(false)
+            .map_err(|e| SessionError::io("set_blocking", e))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| SessionError::io("set_read_timeout", e))?;
+        stream
+            .set_write_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| SessionError::io("set_write_timeout", e))?;
         let _sid = bootstrap::recv_request(stream.as_fd())?;
         if self.shut_down {
-            let _ = bootstrap::send_response_unix(stream.as_fd(), BootstrapStatus::Error, 0, b"host is shutting down", None);
+            let _ = bootstrap::send_response_unix(
+                stream.as_fd(),
+                BootstrapStatus::Error,
+                0,
+                b"host is shutting down",
+                None,
+            );
             return Err(SessionError::Rejected("host is shutting down".into()));
         }
         let peer_id = match self.seg.peer_table().reserve_any() {
             Ok((id, _epoch)) => id as u8,
             Err(_) => {
-                let _ = bootstrap::send_response_unix(stream.as_fd(), BootstrapStatus::Error, 0, b"no free peer slots", None);
+                let _ = bootstrap::send_response_unix(
+                    stream.as_fd(),
+                    BootstrapStatus::Error,
+                    0,
+                    b"no free peer slots",
+                    None,
+                );
                 return Err(SessionError::NoFreePeer);
             }
         };
         let result = self.finish_handshake(&stream, peer_id);
         if result.is_err() {
-            let _ = self.seg.peer(peer_id).and_then(|e| Ok(e.release_reserved()?));
+            let _ = self
+                .seg
+                .peer(peer_id)
+                .and_then(|e| Ok(e.release_reserved()?));
         }
         result
     }
@@ -185,14 +220,38 @@ impl Host {
             BootstrapStatus::Success,
             u32::from(peer_id),
             payload.as_bytes(),
-            Some([guest_db_fd.as_fd(), self.seg.mapping().fd(), guest_ctl.as_fd()]),
+            Some([
+                guest_db_fd.as_fd(),
+                self.seg.mapping().fd(),
+                guest_ctl.as_fd(),
+            ]),
         )?;
         let host_db = Arc::new(host_db);
-        let ctl2 = host_ctl.try_clone().map_err(|e| SessionError::io("dup mmap control", e))?;
-        let tx = Tx::new(self.seg.clone(), self.seg.ring(peer_id, false)?, 0, host_db.clone(), MmapRegistry::new(host_ctl), true);
-        let rx = Rx::new(self.seg.clone(), self.seg.ring(peer_id, true)?, u32::from(peer_id), host_db.clone(), Some(MmapAttachments::new(ctl2)?));
-        self.peers[usize::from(peer_id) - 1] =
-            Some(HostPeer { tx, rx, doorbell: host_db, attached: false, reserved_at: Instant::now() });
+        let ctl2 = host_ctl
+            .try_clone()
+            .map_err(|e| SessionError::io("dup mmap control", e))?;
+        let tx = Tx::new(
+            self.seg.clone(),
+            self.seg.ring(peer_id, false)?,
+            0,
+            host_db.clone(),
+            MmapRegistry::new(host_ctl),
+            true,
+        );
+        let rx = Rx::new(
+            self.seg.clone(),
+            self.seg.ring(peer_id, true)?,
+            u32::from(peer_id),
+            host_db.clone(),
+            Some(MmapAttachments::new(ctl2)?),
+        );
+        self.peers[usize::from(peer_id) - 1] = Some(HostPeer {
+            tx,
+            rx,
+            doorbell: host_db,
+            attached: false,
+            reserved_at: Instant::now(),
+        });
         Ok(peer_id)
     }
 
@@ -202,16 +261,28 @@ impl Host {
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<Vec<HostEvent>, SessionError> {
         let mut events = self.check_peers();
         let readable_now = self.readable_events();
-        let wait = if !events.is_empty() || !readable_now.is_empty() { Some(Duration::ZERO) } else { timeout };
+        let wait = if !events.is_empty() || !readable_now.is_empty() {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
         let mut fds: Vec<libc::pollfd> = Vec::new();
         let mut owners: Vec<Option<u8>> = Vec::new();
         if let Some((l, _)) = &self.listener {
-            fds.push(libc::pollfd { fd: l.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: l.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
             owners.push(None);
         }
         for (i, p) in self.peers.iter().enumerate() {
             if let Some(p) = p {
-                fds.push(libc::pollfd { fd: p.doorbell.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+                fds.push(libc::pollfd {
+                    fd: p.doorbell.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
                 owners.push(Some((i + 1) as u8));
             }
         }
@@ -238,19 +309,27 @@ impl Host {
                         match self.try_accept() {
                             Ok(Some(id)) => events.push(HostEvent::Connected(id)),
                             Ok(None) => break,
-                            Err(SessionError::NoFreePeer) | Err(SessionError::Bootstrap(_)) | Err(SessionError::Rejected(_)) => {}
+                            Err(SessionError::NoFreePeer)
+                            | Err(SessionError::Bootstrap(_))
+                            | Err(SessionError::Rejected(_)) => {}
                             Err(e) => return Err(e),
                         }
                     }
                 }
                 Some(id) => {
-                    let gone = match self.peers[usize::from(id) - 1].as_ref().map(|p| p.doorbell.drain()) {
-                        Some(Ok(DrainOutcome::PeerGone)) | Some(Err(_)) => true,
-                        _ => false,
-                    };
+                    let gone = matches!(
+                        self.peers[usize::from(id) - 1]
+                            .as_ref()
+                            .map(|p| p.doorbell.drain()),
+                        Some(Ok(DrainOutcome::PeerGone)) | Some(Err(_))
+                    );
                     if gone {
                         let recovery = self.recover(id);
-                        events.push(HostEvent::PeerGone { peer: id, reason: GoneReason::DoorbellClosed, recovery });
+                        events.push(HostEvent::PeerGone {
+                            peer: id,
+                            reason: GoneReason::DoorbellClosed,
+                            recovery,
+                        });
                     }
                 }
             }
@@ -267,7 +346,11 @@ impl Host {
         self.peers
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| p.as_ref().filter(|p| !p.rx.is_empty()).map(|_| HostEvent::Readable((i + 1) as u8)))
+            .filter_map(|(i, p)| {
+                p.as_ref()
+                    .filter(|p| !p.rx.is_empty())
+                    .map(|_| HostEvent::Readable((i + 1) as u8))
+            })
             .collect()
     }
 
@@ -279,7 +362,9 @@ impl Host {
         for (i, slot) in self.peers.iter_mut().enumerate() {
             let Some(p) = slot else { continue };
             let id = (i + 1) as u8;
-            let Ok(entry) = self.seg.peer(id) else { continue };
+            let Ok(entry) = self.seg.peer(id) else {
+                continue;
+            };
             let state = entry.state();
             if !p.attached {
                 match state {
@@ -306,7 +391,11 @@ impl Host {
             }
         }
         gone.into_iter()
-            .map(|(peer, reason)| HostEvent::PeerGone { peer, reason, recovery: self.recover(peer) })
+            .map(|(peer, reason)| HostEvent::PeerGone {
+                peer,
+                reason,
+                recovery: self.recover(peer),
+            })
             .collect()
     }
 
@@ -318,22 +407,22 @@ impl Host {
     }
 
     fn recover(&mut self, peer: u8) -> Recovery {
-        let Some(idx) = usize::from(peer).checked_sub(1) else { return Recovery::default() };
-        let Some(mut p) = self.peers.get_mut(idx).and_then(Option::take) else { return Recovery::default() };
+        let Some(idx) = usize::from(peer).checked_sub(1) else {
+            return Recovery::default();
+        };
+        let Some(mut p) = self.peers.get_mut(idx).and_then(Option::take) else {
+            return Recovery::default();
+        };
         let mut rec = Recovery::default();
-        let Ok(entry) = self.seg.peer(peer) else { return rec };
+        let Ok(entry) = self.seg.peer(peer) else {
+            return rec;
+        };
         if p.attached {
             entry.goodbye();
         }
         // Drain what we sent and the guest never read, freeing those slots.
         if let Ok(h2g) = self.seg.ring(peer, false) {
-            let mut as_consumer = Rx::new(
-                self.seg.clone(),
-                h2g,
-                0,
-                p.doorbell.clone(),
-                None,
-            );
+            let mut as_consumer = Rx::new(self.seg.clone(), h2g, 0, p.doorbell.clone(), None);
             rec.drained_frames = as_consumer.drain_all();
         }
         for h in p.tx.take_sent_slots() {
@@ -392,7 +481,9 @@ impl Host {
                         return Err(SendError::Timeout);
                     }
                     match p.doorbell.wait(Some(left.min(Duration::from_millis(50)))) {
-                        Ok(crate::doorbell::WaitOutcome::PeerGone) => return Err(SendError::PeerGone),
+                        Ok(crate::doorbell::WaitOutcome::PeerGone) => {
+                            return Err(SendError::PeerGone);
+                        }
                         Ok(_) => {}
                         Err(e) => return Err(SessionError::from(e).into()),
                     }

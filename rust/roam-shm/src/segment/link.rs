@@ -141,7 +141,15 @@ impl Tx {
         mmap: MmapRegistry,
         track_sent: bool,
     ) -> Tx {
-        Tx { seg, ring, owner, doorbell, mmap, sent_slots: Vec::new(), track_sent }
+        Tx {
+            seg,
+            ring,
+            owner,
+            doorbell,
+            mmap,
+            sent_slots: Vec::new(),
+            track_sent,
+        }
     }
 
     fn policy(&self) -> RoutePolicy<'_> {
@@ -162,7 +170,11 @@ impl Tx {
             Route::SlotRef { .. } => frame::SLOT_REF_ENTRY_SIZE,
             Route::MmapRef => frame::MMAP_REF_ENTRY_SIZE,
         } as u32;
-        let grant_off = match self.ring.try_grant_outcome(entry_len).map_err(|e| SessionError::Ring(e.to_string()))? {
+        let grant_off = match self
+            .ring
+            .try_grant_outcome(entry_len)
+            .map_err(|e| SessionError::Ring(e.to_string()))?
+        {
             GrantOutcome::Granted { offset } => offset,
             GrantOutcome::Full => return Err(SendError::Full),
             GrantOutcome::FullWrapped => {
@@ -177,33 +189,56 @@ impl Tx {
                 // SAFETY: the grant gives this producer exclusive use of
                 // [grant_off, grant_off + entry_len) of the ring's data, and the
                 // payload (len <= entry_len - 8) starts after the 8-byte header.
-                (unsafe { self.ring.data_ptr().add(grant_off as usize + frame::FRAME_HEADER_SIZE) }, Pending::Inline)
+                (
+                    unsafe {
+                        self.ring
+                            .data_ptr()
+                            .add(grant_off as usize + frame::FRAME_HEADER_SIZE)
+                    },
+                    Pending::Inline,
+                )
             }
             Route::SlotRef { .. } => {
-                let need = u32::try_from(len + 4).map_err(|_| SendError::TooLarge { len, max: u32::MAX })?;
+                let need = u32::try_from(len + 4)
+                    .map_err(|_| SendError::TooLarge { len, max: u32::MAX })?;
                 let h = self
                     .seg
                     .pool()
                     .try_alloc(need, self.owner)
                     .map_err(|e| SessionError::Pool(e.to_string()))?
                     .ok_or(SendError::PoolExhausted(len))?;
-                let p = self.seg.pool().payload_ptr(h).map_err(|e| SessionError::Pool(e.to_string()))?;
+                let p = self
+                    .seg
+                    .pool()
+                    .payload_ptr(h)
+                    .map_err(|e| SessionError::Pool(e.to_string()))?;
                 // SAFETY: the slot is at least len + 4 bytes (alloc picked a class
                 // with slot_size >= need) and is exclusively ours until sent.
                 (unsafe { p.add(4) }, Pending::Slot(h))
             }
             Route::MmapRef => {
-                let a = self.mmap.alloc(len).map_err(|e| SessionError::MmapControl(e.to_string()))?;
+                let a = self
+                    .mmap
+                    .alloc(len)
+                    .map_err(|e| SessionError::MmapControl(e.to_string()))?;
                 (a.ptr, Pending::Mmap(a))
             }
         };
-        Ok(SendBuf { tx: self, grant_off, entry_len, payload, len, pending, done: false })
+        Ok(SendBuf {
+            tx: self,
+            grant_off,
+            entry_len,
+            payload,
+            len,
+            pending,
+            done: false,
+        })
     }
 
     /// Copy `payload` into the segment and send it (non-blocking).
     pub fn try_send(&mut self, payload: &[u8]) -> Result<(), SendError> {
         let mut buf = self.reserve(payload.len())?;
-        buf.as_mut().copy_from_slice(payload);
+        buf.bytes_mut().copy_from_slice(payload);
         buf.commit()
     }
 
@@ -227,7 +262,8 @@ impl Tx {
         if self.sent_slots.len() >= 4096 {
             // Keep only handles whose allocation is still live (same generation).
             let pool = self.seg.pool();
-            self.sent_slots.retain(|s| pool.validate_ref(*s, Some(0)).is_ok());
+            self.sent_slots
+                .retain(|s| pool.validate_ref(*s, Some(0)).is_ok());
         }
         self.sent_slots.push(h);
     }
@@ -250,7 +286,7 @@ impl Tx {
 
 impl SendBuf<'_> {
     /// The payload bytes to fill (exactly the reserved length).
-    pub fn as_mut(&mut self) -> &mut [u8] {
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: `payload` points to `len` bytes exclusively reserved for this send
         // (ring grant, freshly allocated slot, or fresh mmap bump allocation).
         unsafe { std::slice::from_raw_parts_mut(self.payload, self.len) }
@@ -277,22 +313,38 @@ impl SendBuf<'_> {
         // SAFETY: [grant_off, grant_off + entry_len) was granted to us and is inside
         // the ring's data area.
         let entry = unsafe {
-            std::slice::from_raw_parts_mut(tx.ring.data_ptr().add(self.grant_off as usize), self.entry_len as usize)
+            std::slice::from_raw_parts_mut(
+                tx.ring.data_ptr().add(self.grant_off as usize),
+                self.entry_len as usize,
+            )
         };
         let res = match self.pending {
             Pending::Inline => frame::encode_inline_header(entry, self.len),
             Pending::Slot(h) => {
                 // The length prefix at the start of the slot.
                 // SAFETY: payload - 4 is the slot start, which we own; 4 bytes fit.
-                unsafe { std::ptr::write_unaligned(self.payload.sub(4).cast::<u32>(), (self.len as u32).to_le()) };
+                unsafe {
+                    std::ptr::write_unaligned(
+                        self.payload.sub(4).cast::<u32>(),
+                        (self.len as u32).to_le(),
+                    )
+                };
                 frame::encode_slot_ref(entry, h.class_idx, h.extent_idx, h.slot_idx, h.generation)
             }
-            Pending::Mmap(a) => frame::encode_mmap_ref(entry, a.map_id, a.map_generation, a.map_offset, self.len as u32),
+            Pending::Mmap(a) => frame::encode_mmap_ref(
+                entry,
+                a.map_id,
+                a.map_generation,
+                a.map_offset,
+                self.len as u32,
+            ),
         };
         if let Err(e) = res {
             return Err(SessionError::Frame(e).into()); // Drop abandons the reservation.
         }
-        tx.ring.commit(self.entry_len).map_err(|e| SessionError::Ring(e.to_string()))?;
+        tx.ring
+            .commit(self.entry_len)
+            .map_err(|e| SessionError::Ring(e.to_string()))?;
         self.done = true;
         match self.pending {
             Pending::Slot(h) => tx.remember_sent(h),
@@ -363,19 +415,34 @@ impl Rx {
         doorbell: Arc<Doorbell>,
         mmap: Option<MmapAttachments>,
     ) -> Rx {
-        Rx { seg, ring, sender_owner, doorbell, mmap, held: None }
+        Rx {
+            seg,
+            ring,
+            sender_owner,
+            doorbell,
+            mmap,
+            held: None,
+        }
     }
 
     /// Peek the next message without copying. Calling it again before
     /// [`Rx::release`] returns the same message.
     pub fn try_recv_raw(&mut self) -> Result<Option<RawMessage>, RecvError> {
         if let Some(h) = self.held {
-            return Ok(Some(RawMessage { ptr: h.ptr, len: h.len, kind: h.kind }));
+            return Ok(Some(RawMessage {
+                ptr: h.ptr,
+                len: h.len,
+                kind: h.kind,
+            }));
         }
         if self.seg.is_truncated() {
             return Err(SessionError::SegmentTruncated.into());
         }
-        let (off, avail) = match self.ring.try_read_outcome().map_err(|e| RecvError::Corrupt(e.to_string()))? {
+        let (off, avail) = match self
+            .ring
+            .try_read_outcome()
+            .map_err(|e| RecvError::Corrupt(e.to_string()))?
+        {
             ReadOutcome::Data { offset, len } => (offset, len),
             ReadOutcome::Empty => return Ok(None),
             ReadOutcome::EmptyAfterReset => {
@@ -386,7 +453,9 @@ impl Rx {
         };
         // SAFETY: [off, off + avail) is committed data owned by the consumer until
         // released (BipBufRaw validated it against the capacity).
-        let bytes = unsafe { std::slice::from_raw_parts(self.ring.data_ptr().add(off as usize), avail as usize) };
+        let bytes = unsafe {
+            std::slice::from_raw_parts(self.ring.data_ptr().add(off as usize), avail as usize)
+        };
         // Frames never straddle the wrap and are committed whole, so an incomplete
         // frame here means a corrupt peer, not "wait for more".
         let (frame, consumed) = frame::decode(bytes)?;
@@ -400,8 +469,18 @@ impl Rx {
                 slot: None,
                 mmap: None,
             },
-            Frame::SlotRef { class_idx, extent_idx, slot_idx, generation } => {
-                let h = VarSlotHandle { class_idx, extent_idx, slot_idx, generation };
+            Frame::SlotRef {
+                class_idx,
+                extent_idx,
+                slot_idx,
+                generation,
+            } => {
+                let h = VarSlotHandle {
+                    class_idx,
+                    extent_idx,
+                    slot_idx,
+                    generation,
+                };
                 let (p, slot_size) = self
                     .seg
                     .pool()
@@ -413,9 +492,21 @@ impl Rx {
                 let len = u32::from_le(unsafe { std::ptr::read_unaligned(p.cast::<u32>()) });
                 let len = frame::check_slot_payload_len(len, slot_size)?;
                 // SAFETY: 4 + len <= slot_size, inside the validated slot.
-                Held { consumed, ptr: unsafe { p.add(4) }, len, kind: MessageKind::Slot, slot: Some(h), mmap: None }
+                Held {
+                    consumed,
+                    ptr: unsafe { p.add(4) },
+                    len,
+                    kind: MessageKind::Slot,
+                    slot: Some(h),
+                    mmap: None,
+                }
             }
-            Frame::MmapRef { map_id, map_generation, map_offset, payload_len } => {
+            Frame::MmapRef {
+                map_id,
+                map_generation,
+                map_offset,
+                payload_len,
+            } => {
                 let p = self.resolve_mmap(map_id, map_generation, map_offset, payload_len)?;
                 Held {
                     consumed,
@@ -428,14 +519,26 @@ impl Rx {
             }
         };
         self.held = Some(held);
-        Ok(Some(RawMessage { ptr: held.ptr, len: held.len, kind: held.kind }))
+        Ok(Some(RawMessage {
+            ptr: held.ptr,
+            len: held.len,
+            kind: held.kind,
+        }))
     }
 
-    fn resolve_mmap(&mut self, id: u32, generation: u32, off: u64, len: u32) -> Result<*const u8, RecvError> {
+    fn resolve_mmap(
+        &mut self,
+        id: u32,
+        generation: u32,
+        off: u64,
+        len: u32,
+    ) -> Result<*const u8, RecvError> {
         // The attach datagram is sent before the frame, but on a different socket:
         // drain the control channel and retry briefly (roam retries for 2 s).
         let Some(mmap) = self.mmap.as_mut() else {
-            return Err(RecvError::Corrupt("mmap ref on a link without a control channel".into()));
+            return Err(RecvError::Corrupt(
+                "mmap ref on a link without a control channel".into(),
+            ));
         };
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
@@ -445,12 +548,17 @@ impl Rx {
                     return Ok(p);
                 }
                 Err(super::mmap_ctrl::ResolveError::Unknown) if Instant::now() < deadline => {
-                    mmap.drain_control().map_err(|e| RecvError::Corrupt(e.to_string()))?;
+                    mmap.drain_control()
+                        .map_err(|e| RecvError::Corrupt(e.to_string()))?;
                     if mmap.resolve(id, generation, off, len).is_err() {
                         std::thread::sleep(Duration::from_millis(1));
                     }
                 }
-                Err(e) => return Err(RecvError::Corrupt(format!("mmap ref ({id},{generation},{off},{len}): {e}"))),
+                Err(e) => {
+                    return Err(RecvError::Corrupt(format!(
+                        "mmap ref ({id},{generation},{off},{len}): {e}"
+                    )));
+                }
             }
         }
     }
@@ -470,7 +578,9 @@ impl Rx {
         if let (Some((id, generation)), Some(mmap)) = (h.mmap, self.mmap.as_mut()) {
             mmap.unlease(id, generation, self.seg.max_slot_payload());
         }
-        self.ring.release(h.consumed).map_err(|e| RecvError::Corrupt(e.to_string()))?;
+        self.ring
+            .release(h.consumed)
+            .map_err(|e| RecvError::Corrupt(e.to_string()))?;
         let _ = self.doorbell.signal();
         first_err.map_or(Ok(()), Err)
     }
@@ -500,10 +610,25 @@ impl Rx {
         let mut n = 0;
         while let Ok(Some((off, avail))) = self.ring.try_read() {
             // SAFETY: committed consumer-owned bytes, as in try_recv_raw.
-            let bytes = unsafe { std::slice::from_raw_parts(self.ring.data_ptr().add(off as usize), avail as usize) };
-            let Ok((frame, consumed)) = frame::decode(bytes) else { break };
-            if let Frame::SlotRef { class_idx, extent_idx, slot_idx, generation } = frame {
-                let _ = self.seg.pool().free(VarSlotHandle { class_idx, extent_idx, slot_idx, generation });
+            let bytes = unsafe {
+                std::slice::from_raw_parts(self.ring.data_ptr().add(off as usize), avail as usize)
+            };
+            let Ok((frame, consumed)) = frame::decode(bytes) else {
+                break;
+            };
+            if let Frame::SlotRef {
+                class_idx,
+                extent_idx,
+                slot_idx,
+                generation,
+            } = frame
+            {
+                let _ = self.seg.pool().free(VarSlotHandle {
+                    class_idx,
+                    extent_idx,
+                    slot_idx,
+                    generation,
+                });
             }
             if self.ring.release(consumed as u32).is_err() {
                 break;

@@ -99,6 +99,7 @@ pub enum SessionError {
 }
 
 impl SessionError {
+    #[cfg(not(feature = "loom"))]
     pub(crate) fn io(op: &'static str, source: std::io::Error) -> SessionError {
         SessionError::Io { op, source }
     }

@@ -44,13 +44,20 @@ pub struct SegmentShared {
 
 impl SegmentShared {
     /// Create and initialise a segment (host side).
-    pub fn create(config: &SegmentConfig, backing: &SegmentBacking) -> Result<SegmentShared, SessionError> {
+    pub fn create(
+        config: &SegmentConfig,
+        backing: &SegmentBacking,
+    ) -> Result<SegmentShared, SessionError> {
         let layout = SegmentLayout::compute(config)?;
         let mapping = match backing {
-            SegmentBacking::File { path, cleanup, mode } => {
-                SegmentMapping::create_file(path, layout.total_size, *mode, *cleanup)?
+            SegmentBacking::File {
+                path,
+                cleanup,
+                mode,
+            } => SegmentMapping::create_file(path, layout.total_size, *mode, *cleanup)?,
+            SegmentBacking::Anonymous => {
+                SegmentMapping::create_anonymous("roam-shm-segment", layout.total_size)?
             }
-            SegmentBacking::Anonymous => SegmentMapping::create_anonymous("roam-shm-segment", layout.total_size)?,
         };
         let region = mapping.region();
         // SAFETY: the segment was just created by us and is not shared with anyone yet.
@@ -91,7 +98,10 @@ impl SegmentShared {
             header.validate().map_err(SessionError::BadSegment)?;
             let file_len = mapping.file_len()?;
             header.validate_strict(file_len)?;
-            (header.current_size().max(header.total_size), header.num_var_slot_classes)
+            (
+                header.current_size().max(header.total_size),
+                header.num_var_slot_classes,
+            )
         };
         mapping.remap(total)?;
         let region = mapping.region();
@@ -111,7 +121,10 @@ impl SegmentShared {
         Self::finish_with_pool(mapping, layout, pool)
     }
 
-    fn finish(mapping: SegmentMapping, layout: SegmentLayout) -> Result<SegmentShared, SessionError> {
+    fn finish(
+        mapping: SegmentMapping,
+        layout: SegmentLayout,
+    ) -> Result<SegmentShared, SessionError> {
         let region = mapping.region();
         // SAFETY: as in `open`: the pool is inside the stable mapping owned by Self.
         let pool = unsafe {
@@ -141,7 +154,14 @@ impl SegmentShared {
             .map(|c| c.slot_size.saturating_sub(4))
             .max()
             .unwrap_or(0);
-        Ok(SegmentShared { mapping, layout, pool, inline_threshold, max_payload_size, max_slot_payload })
+        Ok(SegmentShared {
+            mapping,
+            layout,
+            pool,
+            inline_threshold,
+            max_payload_size,
+            max_slot_payload,
+        })
     }
 
     /// The segment header.
@@ -155,8 +175,12 @@ impl SegmentShared {
     pub fn peer_table(&self) -> PeerTable<'_> {
         let region = self.mapping.region();
         // The table's placement was validated when the layout was computed/checked.
-        PeerTable::attach(&region, self.layout.peer_table_offset, self.layout.max_guests)
-            .expect("peer table placement validated at open")
+        PeerTable::attach(
+            &region,
+            self.layout.peer_table_offset,
+            self.layout.max_guests,
+        )
+        .expect("peer table placement validated at open")
     }
 
     /// The entry of `peer_id` (1-based).
@@ -204,8 +228,12 @@ impl SegmentShared {
         let idx = u32::from(peer_id)
             .checked_sub(1)
             .ok_or(SessionError::Internal("peer id 0 has no ring"))?;
-        let off = if g2h { self.layout.g2h_offset(idx) } else { self.layout.h2g_offset(idx) }
-            .ok_or(SessionError::Internal("peer id out of range"))?;
+        let off = if g2h {
+            self.layout.g2h_offset(idx)
+        } else {
+            self.layout.h2g_offset(idx)
+        }
+        .ok_or(SessionError::Internal("peer id out of range"))?;
         let region = self.mapping.region();
         let (h, d) = ring_ptrs(&region, off, self.layout.bipbuf_capacity)?;
         // SAFETY: header and data lie inside the stable mapping (checked by

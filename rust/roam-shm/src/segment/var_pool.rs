@@ -34,10 +34,6 @@ use std::ops::Deref;
 use std::ptr;
 
 use crate::region::Region;
-// The `disallowed_types` allows in this file: clippy resolves the `crate::sync`
-// re-exports to the core atomics it bans, so even facade uses trip the lint. Each allow
-// covers an item that names a facade type, never a direct `core::sync::atomic` import.
-#[allow(clippy::disallowed_types)]
 use crate::sync::{self, AtomicU32, AtomicU64, Ordering};
 
 /// Size of one size-class header in shared memory: 64 bytes (larger only under the
@@ -123,7 +119,6 @@ pub const fn unpack_head(head: u64) -> (u32, u32) {
 
 /// Per-class header in shared memory (64 bytes).
 #[repr(C)]
-#[allow(clippy::disallowed_types)] // facade type, see the `use` above
 pub struct SizeClassHeader {
     /// Bytes per slot. Written once by `init`; never trusted without validation.
     pub slot_size: u32,
@@ -136,7 +131,6 @@ pub struct SizeClassHeader {
 
 /// Per-slot metadata in shared memory (16 bytes).
 #[repr(C)]
-#[allow(clippy::disallowed_types)] // facade type, see the `use` above
 pub struct VarSlotMeta {
     /// Bumped by every allocation (the first allocation is 1).
     pub generation: AtomicU32,
@@ -498,7 +492,6 @@ impl RawVarSlotPool {
     /// Nobody else (thread or process) may access the pool's bytes while this runs,
     /// and it must happen-before any other party's use of the pool (roam publishes the
     /// segment only after creating it).
-    #[allow(clippy::disallowed_types)] // facade type, see the `use` above
     pub unsafe fn init(&self) {
         for c in &self.classes {
             // SAFETY: header_off + header size <= size, the start is 64-aligned and
@@ -965,7 +958,6 @@ impl RawVarSlotPool {
         Ok((c, self.meta(c, handle.slot_idx)))
     }
 
-    #[allow(clippy::disallowed_types)] // facade type, see the `use` above
     fn free_head(&self, c: &ClassView) -> &AtomicU64 {
         // SAFETY: the header is inside the pool (header_off + header size <= size),
         // aligned (64-aligned start, offset a multiple of the header size), and was
