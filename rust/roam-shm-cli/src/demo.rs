@@ -82,12 +82,7 @@ pub fn run(a: &DemoArgs) -> AnyResult<()> {
         .arg(&socket)
         .arg("--segment")
         .arg(&seg)
-        .args([
-            "--guests",
-            &(a.guests + 1).to_string(),
-            "--heartbeat-ms",
-            "500",
-        ])
+        .args(["--heartbeat-ms", "500"])
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .spawn()?;

@@ -75,7 +75,7 @@ pub struct ConfigArgs {
     bipbuf_capacity: u32,
     /// Slot classes as SIZE:COUNT,... ascending by size.
     #[arg(long, default_value = "1024:64,16384:32,262144:8", value_parser = parse_classes)]
-    classes: Vec<SizeClass>,
+    classes: ClassList,
     /// Inline threshold in bytes (0 = roam's default 256).
     #[arg(long, default_value_t = 0)]
     inline_threshold: u32,
@@ -87,7 +87,11 @@ pub struct ConfigArgs {
     heartbeat_ms: u64,
 }
 
-fn parse_classes(s: &str) -> Result<Vec<SizeClass>, String> {
+/// Slot classes parsed from `SIZE:COUNT,...` (a newtype so clap takes the list as one value).
+#[derive(Clone, Debug)]
+pub struct ClassList(Vec<SizeClass>);
+
+fn parse_classes(s: &str) -> Result<ClassList, String> {
     s.split(',')
         .map(|c| {
             let (size, count) = c
@@ -101,7 +105,8 @@ fn parse_classes(s: &str) -> Result<Vec<SizeClass>, String> {
                     .map_err(|e| format!("`{count}`: {e}"))?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()
+        .map(ClassList)
 }
 
 impl ConfigArgs {
@@ -110,7 +115,7 @@ impl ConfigArgs {
         SegmentConfig {
             max_guests: self.max_guests,
             bipbuf_capacity: self.bipbuf_capacity,
-            size_classes: self.classes.clone(),
+            size_classes: self.classes.0.clone(),
             inline_threshold: self.inline_threshold,
             max_payload_size: self.max_payload,
             heartbeat_interval: Duration::from_millis(self.heartbeat_ms),
@@ -349,7 +354,11 @@ fn run_guest(a: &GuestArgs) -> AnyResult<()> {
     let mut g = Guest::connect(&a.socket, GuestOptions::default())?;
     let id = g.peer_id();
     let max = a.max_size.unwrap_or(a.size);
-    let sizes = payload::Sizes::new(a.seed ^ u64::from(id), a.size, max);
+    let sizes = payload::Sizes::new(
+        a.seed.wrapping_mul(0x100_0000_01B3) ^ u64::from(id),
+        a.size,
+        max,
+    );
     let start = Instant::now();
     let deadline = start + Duration::from_secs(a.timeout);
     let (mut sent, mut received, mut bytes) = (0u64, 0u64, 0u64);
@@ -414,4 +423,23 @@ fn run_guest(a: &GuestArgs) -> AnyResult<()> {
     );
     g.close();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn class_lists_parse_and_reject_garbage() {
+        let c = super::parse_classes("64:2, 1024:3").unwrap();
+        assert_eq!(c.0.len(), 2);
+        assert_eq!((c.0[1].slot_size, c.0[1].count), (1024, 3));
+        assert!(super::parse_classes("64").is_err());
+        assert!(super::parse_classes("x:1").is_err());
+    }
 }

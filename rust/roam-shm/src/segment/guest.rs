@@ -117,7 +117,11 @@ impl Guest {
             seg.ring(peer_id, true)?,
             u32::from(peer_id),
             doorbell.clone(),
-            MmapRegistry::new(ctl_fd),
+            {
+                let mut r = MmapRegistry::new(ctl_fd);
+                r.set_retire_threshold(seg.max_slot_payload() as usize);
+                r
+            },
             false,
         );
         let rx = Rx::new(

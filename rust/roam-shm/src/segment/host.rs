@@ -235,7 +235,11 @@ impl Host {
             self.seg.ring(peer_id, false)?,
             0,
             host_db.clone(),
-            MmapRegistry::new(host_ctl),
+            {
+                let mut r = MmapRegistry::new(host_ctl);
+                r.set_retire_threshold(self.seg.max_slot_payload() as usize);
+                r
+            },
             true,
         );
         let rx = Rx::new(

@@ -55,6 +55,18 @@ pub enum SendError {
     Session(#[from] SessionError),
 }
 
+impl From<super::var_pool::VarPoolError> for SendError {
+    fn from(e: super::var_pool::VarPoolError) -> Self {
+        SendError::Session(e.into())
+    }
+}
+
+impl From<super::mmap_ctrl::MmapCtrlError> for SendError {
+    fn from(e: super::mmap_ctrl::MmapCtrlError) -> Self {
+        SendError::Session(e.into())
+    }
+}
+
 impl SendError {
     /// Whether the error is transient backpressure (retrying later can succeed).
     pub fn is_backpressure(&self) -> bool {
@@ -165,64 +177,64 @@ impl Tx {
             FrameError::PayloadTooLarge { len, max } => SendError::TooLarge { len, max },
             other => SendError::Session(SessionError::Frame(other)),
         })?;
-        let entry_len = match route {
-            Route::Inline => frame::inline_entry_len(len).map_err(SessionError::Frame)?,
-            Route::SlotRef { .. } => frame::SLOT_REF_ENTRY_SIZE,
-            Route::MmapRef => frame::MMAP_REF_ENTRY_SIZE,
-        } as u32;
-        let grant_off = match self
-            .ring
-            .try_grant_outcome(entry_len)
-            .map_err(|e| SessionError::Ring(e.to_string()))?
-        {
-            GrantOutcome::Granted { offset } => offset,
-            GrantOutcome::Full => return Err(SendError::Full),
-            GrantOutcome::FullWrapped => {
-                // The wrap is taken but no commit will follow to wake the consumer,
-                // which must read once to reset the cursors (§13 stall): wake it.
-                let _ = self.doorbell.signal();
-                return Err(SendError::Full);
-            }
-        };
-        let (payload, pending) = match route {
-            Route::Inline => {
-                // SAFETY: the grant gives this producer exclusive use of
-                // [grant_off, grant_off + entry_len) of the ring's data, and the
-                // payload (len <= entry_len - 8) starts after the 8-byte header.
-                (
-                    unsafe {
-                        self.ring
-                            .data_ptr()
-                            .add(grant_off as usize + frame::FRAME_HEADER_SIZE)
-                    },
-                    Pending::Inline,
-                )
-            }
+        // Payload storage first (so pool exhaustion can fall back to a mapping, which
+        // changes the frame size), then the frame space.
+        let pending = match route {
+            Route::Inline => Pending::Inline,
             Route::SlotRef { .. } => {
                 let need = u32::try_from(len + 4)
                     .map_err(|_| SendError::TooLarge { len, max: u32::MAX })?;
-                let h = self
-                    .seg
-                    .pool()
-                    .try_alloc(need, self.owner)
-                    .map_err(|e| SessionError::Pool(e.to_string()))?
-                    .ok_or(SendError::PoolExhausted(len))?;
-                let p = self
-                    .seg
-                    .pool()
-                    .payload_ptr(h)
-                    .map_err(|e| SessionError::Pool(e.to_string()))?;
-                // SAFETY: the slot is at least len + 4 bytes (alloc picked a class
-                // with slot_size >= need) and is exclusively ours until sent.
-                (unsafe { p.add(4) }, Pending::Slot(h))
+                match self.seg.pool().try_alloc(need, self.owner)? {
+                    Some(h) => Pending::Slot(h),
+                    // Every slot that fits is in flight. Waiting for one can deadlock
+                    // request/response peers that each hold slots while waiting for
+                    // the other (roam returns WouldBlock here); a mapping always works.
+                    None => Pending::Mmap(self.mmap.alloc(len)?),
+                }
             }
-            Route::MmapRef => {
-                let a = self
-                    .mmap
-                    .alloc(len)
-                    .map_err(|e| SessionError::MmapControl(e.to_string()))?;
-                (a.ptr, Pending::Mmap(a))
+            Route::MmapRef => Pending::Mmap(self.mmap.alloc(len)?),
+        };
+        let entry_len = match pending {
+            Pending::Inline => frame::inline_entry_len(len).map_err(SessionError::Frame)?,
+            Pending::Slot(_) => frame::SLOT_REF_ENTRY_SIZE,
+            Pending::Mmap(_) => frame::MMAP_REF_ENTRY_SIZE,
+        } as u32;
+        let grant_off = match self.ring.try_grant_outcome(entry_len) {
+            Ok(GrantOutcome::Granted { offset }) => offset,
+            other => {
+                self.abandon(pending);
+                return Err(match other {
+                    Ok(GrantOutcome::FullWrapped) => {
+                        // The wrap is taken but no commit will follow to wake the
+                        // consumer, which must read once to reset the cursors (§13
+                        // stall): wake it.
+                        let _ = self.doorbell.signal();
+                        SendError::Full
+                    }
+                    Err(e) => SessionError::from(e).into(),
+                    _ => SendError::Full,
+                });
             }
+        };
+        let payload = match pending {
+            // SAFETY: the grant gives this producer exclusive use of
+            // [grant_off, grant_off + entry_len) of the ring's data, and the payload
+            // (len <= entry_len - 8) starts after the 8-byte header.
+            Pending::Inline => unsafe {
+                self.ring
+                    .data_ptr()
+                    .add(grant_off as usize + frame::FRAME_HEADER_SIZE)
+            },
+            Pending::Slot(h) => match self.seg.pool().payload_ptr(h) {
+                // SAFETY: the slot is at least len + 4 bytes (alloc picked a class with
+                // slot_size >= len + 4) and is exclusively ours until sent.
+                Ok(p) => unsafe { p.add(4) },
+                Err(e) => {
+                    self.abandon(pending);
+                    return Err(SessionError::from(e).into());
+                }
+            },
+            Pending::Mmap(a) => a.ptr,
         };
         Ok(SendBuf {
             tx: self,
@@ -233,6 +245,17 @@ impl Tx {
             pending,
             done: false,
         })
+    }
+
+    /// Return the payload storage of a send that will not be committed.
+    fn abandon(&mut self, pending: Pending) {
+        match pending {
+            Pending::Slot(h) => {
+                let _ = self.seg.pool().free_allocated(h);
+            }
+            Pending::Mmap(a) => self.release_mmap(&a),
+            Pending::Inline => {}
+        }
     }
 
     /// Copy `payload` into the segment and send it (non-blocking).
@@ -362,13 +385,7 @@ impl Drop for SendBuf<'_> {
         if self.done {
             return;
         }
-        match self.pending {
-            Pending::Slot(h) => {
-                let _ = self.tx.seg.pool().free_allocated(h);
-            }
-            Pending::Mmap(a) => self.tx.release_mmap(&a),
-            Pending::Inline => {}
-        }
+        self.tx.abandon(self.pending);
     }
 }
 

@@ -331,6 +331,9 @@ pub struct MmapAlloc {
 pub struct MmapRegistry {
     ctl: OwnedFd,
     region_size: usize,
+    /// A region with no more than this many bytes left is retired (never allocated
+    /// from again); see [`MmapRegistry::set_retire_threshold`].
+    retire_below: usize,
     next_map_id: u32,
     regions: Vec<HostRegion>,
 }
@@ -360,6 +363,7 @@ impl MmapRegistry {
         MmapRegistry {
             ctl,
             region_size,
+            retire_below: 0,
             next_map_id: 0,
             regions: Vec::new(),
         }
@@ -445,6 +449,9 @@ impl MmapRegistry {
         };
         r.used = offset + n;
         r.leases += 1;
+        if r.map.len().saturating_sub(r.used) <= self.retire_below {
+            r.retired = true;
+        }
         // SAFETY: offset + n ≤ map.len() (checked by `fits`, or the region was made
         // for this payload), so the pointer stays inside the mapping.
         let ptr = unsafe { r.map.as_mut_ptr().add(offset) };
@@ -490,6 +497,16 @@ impl MmapRegistry {
         let before = self.regions.len();
         self.regions.retain(|r| !(r.retired && r.leases == 0));
         before - self.regions.len()
+    }
+
+    /// Retire a region as soon as no more than `bytes` are left in it. Receivers may
+    /// unmap a region whose space left is no larger than the largest slot payload
+    /// (only larger payloads are sent through mappings, so nothing can land there
+    /// again; see [`MmapAttachments::unlease`]); a sender that also sends smaller
+    /// payloads through mappings (pool-exhaustion fallback) must therefore stop
+    /// using such a region: set this to the largest slot payload.
+    pub fn set_retire_threshold(&mut self, bytes: usize) {
+        self.retire_below = bytes;
     }
 
     /// Regions currently held.
