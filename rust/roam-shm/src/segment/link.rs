@@ -503,15 +503,20 @@ impl Rx {
                     .pool()
                     .validate_ref(h, Some(self.sender_owner))
                     .map_err(|e| RecvError::Corrupt(e.to_string()))?;
-                // SAFETY: validate_ref checked the slot lies in the pool and is at
-                // least 4 bytes (slot sizes are validated non-zero... and the frame
-                // check below bounds the length by slot_size - 4).
+                if slot_size < 4 {
+                    return Err(RecvError::Corrupt(format!(
+                        "slot class of {slot_size} bytes cannot hold a length prefix"
+                    )));
+                }
+                // SAFETY: validate_ref checked that the whole slot [p, p + slot_size)
+                // lies inside the pool, and slot_size >= 4 was just checked.
                 let len = u32::from_le(unsafe { std::ptr::read_unaligned(p.cast::<u32>()) });
                 let len = frame::check_slot_payload_len(len, slot_size)?;
-                // SAFETY: 4 + len <= slot_size, inside the validated slot.
+                // SAFETY: 4 + len <= slot_size (checked above), inside the validated slot.
+                let ptr = unsafe { p.add(4) };
                 Held {
                     consumed,
-                    ptr: unsafe { p.add(4) },
+                    ptr,
                     len,
                     kind: MessageKind::Slot,
                     slot: Some(h),
