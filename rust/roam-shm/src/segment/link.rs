@@ -128,20 +128,55 @@ pub struct Tx {
     /// to free them if the peer dies holding them).
     sent_slots: Vec<VarSlotHandle>,
     track_sent: bool,
+    /// Token of the outstanding reservation, if any.
+    outstanding: Option<u64>,
+    next_token: u64,
 }
 
-/// A reservation for a zero-copy send: write the payload into [`SendBuf::as_mut`],
-/// then [`SendBuf::commit`]. Dropping it without commit abandons the send (the slot
-/// or mapping space is returned; the granted ring bytes are simply not committed).
+/// A zero-copy send reservation that does not borrow the link (for the C, Python
+/// and Swift bindings): fill `len` bytes at [`Reservation::payload_ptr`], then pass
+/// it to [`Tx::commit_reserved`] or [`Tx::cancel_reserved`]. A link has at most one
+/// outstanding reservation (ring grants are sequential); Rust code uses [`SendBuf`].
 #[derive(Debug)]
-pub struct SendBuf<'a> {
-    tx: &'a mut Tx,
+pub struct Reservation {
     grant_off: u32,
     entry_len: u32,
     payload: *mut u8,
     len: usize,
     pending: Pending,
-    done: bool,
+    token: u64,
+}
+
+// SAFETY: a Reservation is plain data (offsets, a pointer into shared memory the link
+// owns, a token); using it requires `&mut Tx` of the link that issued it.
+unsafe impl Send for Reservation {}
+
+impl Reservation {
+    /// Where to write the payload (valid for [`Reservation::len`] bytes until the
+    /// reservation is committed or cancelled on its link).
+    pub fn payload_ptr(&self) -> *mut u8 {
+        self.payload
+    }
+
+    /// Reserved payload length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the reservation is for an empty payload.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A reservation for a zero-copy send: write the payload into
+/// [`SendBuf::bytes_mut`], then [`SendBuf::commit`]. Dropping it without commit
+/// abandons the send (the slot or mapping space is returned; the granted ring bytes
+/// are simply not committed).
+#[derive(Debug)]
+pub struct SendBuf<'a> {
+    tx: &'a mut Tx,
+    res: Option<Reservation>,
 }
 
 impl Tx {
@@ -161,6 +196,8 @@ impl Tx {
             mmap,
             sent_slots: Vec::new(),
             track_sent,
+            outstanding: None,
+            next_token: 1,
         }
     }
 
@@ -170,6 +207,20 @@ impl Tx {
 
     /// Reserve room for a `len`-byte payload (zero-copy send).
     pub fn reserve(&mut self, len: usize) -> Result<SendBuf<'_>, SendError> {
+        let res = self.reserve_raw(len)?;
+        Ok(SendBuf {
+            tx: self,
+            res: Some(res),
+        })
+    }
+
+    /// Reserve room for a `len`-byte payload without borrowing the link (bindings).
+    /// Fails with [`SendError::Session`]`(`[`SessionError::ReservationPending`]`)` if
+    /// a reservation is already outstanding.
+    pub fn reserve_raw(&mut self, len: usize) -> Result<Reservation, SendError> {
+        if self.outstanding.is_some() {
+            return Err(SessionError::ReservationPending.into());
+        }
         if self.seg.is_truncated() {
             return Err(SessionError::SegmentTruncated.into());
         }
@@ -236,15 +287,83 @@ impl Tx {
             },
             Pending::Mmap(a) => a.ptr,
         };
-        Ok(SendBuf {
-            tx: self,
+        let token = self.next_token;
+        self.next_token += 1;
+        self.outstanding = Some(token);
+        Ok(Reservation {
             grant_off,
             entry_len,
             payload,
             len,
             pending,
-            done: false,
+            token,
         })
+    }
+
+    fn check_token(&mut self, r: &Reservation) -> Result<(), SendError> {
+        if self.outstanding != Some(r.token) {
+            return Err(SessionError::Internal("reservation does not belong to this link").into());
+        }
+        self.outstanding = None;
+        Ok(())
+    }
+
+    /// Abandon a reservation: its slot or mapping space is returned and nothing is
+    /// sent (the granted ring bytes are simply not committed).
+    pub fn cancel_reserved(&mut self, r: Reservation) -> Result<(), SendError> {
+        self.check_token(&r)?;
+        self.abandon(r.pending);
+        Ok(())
+    }
+
+    /// Publish a reserved message to the peer and ring its doorbell.
+    pub fn commit_reserved(&mut self, r: Reservation) -> Result<(), SendError> {
+        self.check_token(&r)?;
+        // SAFETY: [grant_off, grant_off + entry_len) was granted to us and is inside
+        // the ring's data area.
+        let entry = unsafe {
+            std::slice::from_raw_parts_mut(
+                self.ring.data_ptr().add(r.grant_off as usize),
+                r.entry_len as usize,
+            )
+        };
+        let res = match r.pending {
+            Pending::Inline => frame::encode_inline_header(entry, r.len),
+            Pending::Slot(h) => {
+                // The length prefix at the start of the slot.
+                // SAFETY: payload - 4 is the slot start, which we own; 4 bytes fit.
+                unsafe {
+                    std::ptr::write_unaligned(
+                        r.payload.sub(4).cast::<u32>(),
+                        (r.len as u32).to_le(),
+                    )
+                };
+                frame::encode_slot_ref(entry, h.class_idx, h.extent_idx, h.slot_idx, h.generation)
+            }
+            Pending::Mmap(a) => frame::encode_mmap_ref(
+                entry,
+                a.map_id,
+                a.map_generation,
+                a.map_offset,
+                r.len as u32,
+            ),
+        };
+        if let Err(e) = res {
+            self.abandon(r.pending);
+            return Err(SessionError::Frame(e).into());
+        }
+        if let Err(e) = self.ring.commit(r.entry_len) {
+            self.abandon(r.pending);
+            return Err(SessionError::from(e).into());
+        }
+        match r.pending {
+            Pending::Slot(h) => self.remember_sent(h),
+            // The receiver maps the region itself; bytes are never reused, so the
+            // sender's lease ends at commit and fully used regions are dropped.
+            Pending::Mmap(a) => self.release_mmap(&a),
+            Pending::Inline => {}
+        }
+        self.notify()
     }
 
     /// Return the payload storage of a send that will not be committed.
@@ -308,84 +427,51 @@ impl Tx {
 }
 
 impl SendBuf<'_> {
-    /// The payload bytes to fill (exactly the reserved length).
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
-        // SAFETY: `payload` points to `len` bytes exclusively reserved for this send
-        // (ring grant, freshly allocated slot, or fresh mmap bump allocation).
-        unsafe { std::slice::from_raw_parts_mut(self.payload, self.len) }
+    fn res(&self) -> &Reservation {
+        self.res
+            .as_ref()
+            .expect("SendBuf holds its reservation until commit or drop")
     }
 
-    /// Raw pointer to the payload bytes (for the C ABI).
+    /// The payload bytes to fill (exactly the reserved length).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        let r = self.res();
+        // SAFETY: `payload` points to `len` bytes exclusively reserved for this send
+        // (ring grant, freshly allocated slot, or fresh mmap bump allocation), and
+        // `&mut self` makes this the only view.
+        unsafe { std::slice::from_raw_parts_mut(r.payload, r.len) }
+    }
+
+    /// Raw pointer to the payload bytes.
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.payload
+        self.res().payload
     }
 
     /// Reserved payload length.
     pub fn len(&self) -> usize {
-        self.len
+        self.res().len
     }
 
     /// Whether the reservation is for an empty payload.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.res().len == 0
     }
 
     /// Publish the message to the peer and ring its doorbell.
     pub fn commit(mut self) -> Result<(), SendError> {
-        let tx = &mut *self.tx;
-        // SAFETY: [grant_off, grant_off + entry_len) was granted to us and is inside
-        // the ring's data area.
-        let entry = unsafe {
-            std::slice::from_raw_parts_mut(
-                tx.ring.data_ptr().add(self.grant_off as usize),
-                self.entry_len as usize,
-            )
-        };
-        let res = match self.pending {
-            Pending::Inline => frame::encode_inline_header(entry, self.len),
-            Pending::Slot(h) => {
-                // The length prefix at the start of the slot.
-                // SAFETY: payload - 4 is the slot start, which we own; 4 bytes fit.
-                unsafe {
-                    std::ptr::write_unaligned(
-                        self.payload.sub(4).cast::<u32>(),
-                        (self.len as u32).to_le(),
-                    )
-                };
-                frame::encode_slot_ref(entry, h.class_idx, h.extent_idx, h.slot_idx, h.generation)
-            }
-            Pending::Mmap(a) => frame::encode_mmap_ref(
-                entry,
-                a.map_id,
-                a.map_generation,
-                a.map_offset,
-                self.len as u32,
-            ),
-        };
-        if let Err(e) = res {
-            return Err(SessionError::Frame(e).into()); // Drop abandons the reservation.
-        }
-        tx.ring
-            .commit(self.entry_len)
-            .map_err(|e| SessionError::Ring(e.to_string()))?;
-        self.done = true;
-        match self.pending {
-            Pending::Slot(h) => tx.remember_sent(h),
-            // The receiver maps the region itself; bytes are never reused, so the
-            // sender's lease ends at commit and fully used regions are dropped.
-            Pending::Mmap(a) => tx.release_mmap(&a),
-            Pending::Inline => {}
-        }
-        tx.notify()
+        let r = self
+            .res
+            .take()
+            .expect("SendBuf holds its reservation until commit or drop");
+        self.tx.commit_reserved(r)
     }
 }
 
 impl Drop for SendBuf<'_> {
     fn drop(&mut self) {
-        if self.done {
-            return;
+        if let Some(r) = self.res.take() {
+            let _ = self.tx.cancel_reserved(r);
         }
-        self.tx.abandon(self.pending);
     }
 }
 

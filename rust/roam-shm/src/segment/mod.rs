@@ -78,6 +78,9 @@ pub enum SessionError {
     /// The host refused the guest (bootstrap error response).
     #[error("host rejected the guest: {0}")]
     Rejected(String),
+    /// A zero-copy send reservation is already outstanding on this link.
+    #[error("a send reservation is already outstanding on this link")]
+    ReservationPending,
     /// No peer entry is free.
     #[error("no free peer slots")]
     NoFreePeer,
