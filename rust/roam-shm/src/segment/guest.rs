@@ -12,11 +12,14 @@ use std::time::{Duration, Instant};
 
 use super::SessionError;
 use super::bootstrap::{self, BootstrapStatus};
-use super::link::{Message, RecvError, Rx, SendBuf, SendError, Tx};
+use super::link::{Message, RecvError, Rx, SendBuf, SendError, Tx, WakeFlags};
 use super::mmap_ctrl::{MmapAttachments, MmapRegistry};
 use super::peer::{PeerState, now_ns, own_pid};
 use super::shared::SegmentShared;
 use crate::doorbell::{Doorbell, WaitOutcome};
+
+/// How long a blocking receive busy-polls before sleeping on the doorbell.
+const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
 
 /// Options for [`Guest::connect`].
 #[derive(Debug, Clone)]
@@ -123,6 +126,7 @@ impl Guest {
                 r
             },
             false,
+            WakeFlags::new(entry, false),
         );
         let rx = Rx::new(
             seg.clone(),
@@ -130,6 +134,7 @@ impl Guest {
             0,
             doorbell.clone(),
             Some(MmapAttachments::new(ctl2)?),
+            WakeFlags::new(entry, false),
         );
         let heartbeat = Self::start_heartbeat(&seg, peer_id);
         Ok(Guest {
@@ -233,6 +238,20 @@ impl Guest {
     /// Receive, waiting up to `timeout` (None = forever).
     pub fn recv(&mut self, timeout: Option<Duration>) -> Result<Message<'_>, RecvError> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        // Spin briefly first: a reply often arrives within microseconds, and
+        // sleeping on the doorbell costs tens of microseconds to wake up from.
+        let spin_until = Instant::now() + SPIN_BEFORE_SLEEP;
+        while Instant::now() < spin_until {
+            if self.rx.try_recv_raw()?.is_some() {
+                return self
+                    .rx
+                    .try_recv()?
+                    .ok_or(RecvError::Session(SessionError::Internal(
+                        "held message vanished",
+                    )));
+            }
+            std::hint::spin_loop();
+        }
         loop {
             if self.rx.try_recv_raw()?.is_some() {
                 break;
@@ -258,8 +277,23 @@ impl Guest {
     }
 
     /// Wait for a doorbell signal (something changed: data, space, goodbye, growth).
+    /// Returns at once if data is already waiting or a send that found the ring
+    /// full may now fit.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<WaitOutcome, SessionError> {
-        let r = self.doorbell.wait(timeout)?;
+        // Ask to be rung for data and for space, then look once more (see
+        // link::WakeFlags): nothing that happens after this look goes unrung.
+        self.rx.set_polling(false);
+        self.tx.set_waiting(true);
+        let r = if !self.rx.is_empty() || self.tx.space_maybe_freed() {
+            Ok(WaitOutcome::Signaled)
+        } else {
+            self.doorbell.wait(timeout)
+        };
+        // Awake: we look at both rings before sleeping again, so spare the host
+        // the doorbell syscalls until then.
+        self.rx.set_polling(true);
+        self.tx.set_waiting(false);
+        let r = r?;
         self.seg.refresh_size()?;
         Ok(r)
     }
