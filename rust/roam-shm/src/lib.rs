@@ -29,3 +29,4 @@ pub mod slot;
 pub mod spsc;
 pub mod treiber;
 pub mod waiter;
+pub mod wake;

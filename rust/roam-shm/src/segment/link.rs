@@ -26,7 +26,7 @@ use super::shared::SegmentShared;
 use super::var_pool::VarSlotHandle;
 use crate::bipbuf::{BipBufRaw, GrantOutcome, ReadOutcome};
 use crate::doorbell::{Doorbell, SignalResult};
-use crate::sync::{Ordering, fence};
+use crate::wake;
 
 /// Why a send did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -428,16 +428,7 @@ impl Tx {
     /// Tell the receiver about new data: ring its doorbell unless it busy-polls
     /// (see [`WakeFlags`]'s protocol). A dead peer is [`SendError::PeerGone`].
     pub fn notify(&self) -> Result<(), SendError> {
-        // SeqCst fence: orders our commit before reading the receiver's flag (pairs
-        // with the fence in Rx::set_polling(false)).
-        fence(Ordering::SeqCst);
-        if self
-            .wake
-            .entry()
-            .rx_polling(!self.wake.host_side)
-            .load(Ordering::Relaxed)
-            != 0
-        {
+        if !wake::should_wake(self.wake.entry().rx_polling(!self.wake.host_side)) {
             return Ok(());
         }
         self.ring_doorbell()
@@ -455,12 +446,7 @@ impl Tx {
     /// (`true`) asks the receiver to ring on every release and issues a SeqCst
     /// fence; afterwards check [`Tx::space_maybe_freed`] before sleeping.
     pub fn set_waiting(&self, waiting: bool) {
-        let f = self.wake.entry().tx_nowait(self.wake.host_side);
-        f.store(u32::from(!waiting), Ordering::Relaxed);
-        if waiting {
-            // SeqCst fence: pairs with the one in Rx::release (Dekker).
-            fence(Ordering::SeqCst);
-        }
+        wake::announce(self.wake.entry().tx_nowait(self.wake.host_side), !waiting);
     }
 
     /// Whether the consumer released bytes since a send last found the ring full.
@@ -769,16 +755,8 @@ impl Rx {
         self.ring
             .release(h.consumed)
             .map_err(|e| RecvError::Corrupt(e.to_string()))?;
-        // SeqCst fence: orders the release before reading the sender's flag (pairs
-        // with the fence in Tx::set_waiting(true)); ring only a waiting sender.
-        fence(Ordering::SeqCst);
-        if self
-            .wake
-            .entry()
-            .tx_nowait(!self.wake.host_side)
-            .load(Ordering::Relaxed)
-            == 0
-        {
+        // Ring only a sender that waits for room (see crate::wake).
+        if wake::should_wake(self.wake.entry().tx_nowait(!self.wake.host_side)) {
             let _ = self.doorbell.signal();
         }
         first_err.map_or(Ok(()), Err)
@@ -796,14 +774,7 @@ impl Rx {
     /// doorbell). Clearing it issues a SeqCst fence: look at the ring once more
     /// ([`Rx::is_empty`]) before sleeping.
     pub fn set_polling(&self, polling: bool) {
-        self.wake
-            .entry()
-            .rx_polling(self.wake.host_side)
-            .store(u32::from(polling), Ordering::Relaxed);
-        if !polling {
-            // SeqCst fence: pairs with the one in Tx::notify (Dekker).
-            fence(Ordering::SeqCst);
-        }
+        wake::announce(self.wake.entry().rx_polling(self.wake.host_side), polling);
     }
 
     /// Whether a message is held (peeked and not yet released).
