@@ -1,10 +1,10 @@
 #![cfg(not(feature = "loom"))]
 //! The primitives across real processes: a child (this test binary re-run with a role
-//! in the environment) and the parent map the same memfd and pass
-//! - 1,000,000 messages through the SPSC ring, each checked;
-//! - 100,000 variable-size records through the BipBuffer, each checksummed;
-//! then a child producing without end is `kill -9`ed mid-stream and the parent, blocked
-//! on the doorbell, sees it gone within a bounded time instead of hanging.
+//! in the environment) and the parent map the same memfd and pass 1,000,000 messages
+//! through the SPSC ring (each checked) and 100,000 variable-size records through the
+//! BipBuffer (each checksummed). Then a child producing without end is `kill -9`ed
+//! mid-stream and the parent, blocked on the doorbell, sees it gone within a bounded
+//! time instead of hanging.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -213,10 +213,8 @@ fn producer_killed_mid_stream_is_detected_without_hanging() {
         assert!(start.elapsed() < BOUND, "producer never got going");
     }
     // SAFETY: kill(2) on our own child.
-    assert_eq!(
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) },
-        0
-    );
+    let r = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    assert_eq!(r, 0);
     let killed_at = Instant::now();
     // Everything it managed to publish is intact; then the doorbell reports it gone.
     loop {

@@ -426,7 +426,7 @@ impl Tx {
     }
 
     /// Tell the receiver about new data: ring its doorbell unless it busy-polls
-    /// (see [`WakeFlags`]'s protocol). A dead peer is [`SendError::PeerGone`].
+    /// (see [`crate::wake`]'s protocol). A dead peer is [`SendError::PeerGone`].
     pub fn notify(&self) -> Result<(), SendError> {
         if !wake::should_wake(self.wake.entry().rx_polling(!self.wake.host_side)) {
             return Ok(());
