@@ -3,7 +3,8 @@
 #
 #   scripts/test.sh            # everything (what CI runs)
 #   scripts/test.sh --quick    # skip the slow suites (loom, sanitizers)
-#   scripts/test.sh --only rust,loom   # a subset: lint rust loom tsan
+#   scripts/test.sh --only rust,loom   # a subset of: lint rust c python interop bench
+#                                      # swift loom tsan
 #
 # Installs what it needs (idempotently) and says so. Exits non-zero if any suite fails;
 # a suite that cannot run on this machine (e.g. no nightly toolchain for TSan) is
@@ -80,8 +81,24 @@ tsan_tests() {
     run cargo +nightly test -p roam-shm --target "$target" --target-dir target/tsan --lib --tests -- --test-threads=2
 }
 
+# One suite per binding/tool, each a script of its own that installs what it needs
+# and ends with its runner's own summary line.
+binding_suite() {
+  local name="$1" script="scripts/test-$1.sh"
+  if [ ! -x "$script" ]; then
+    skip "$name" "$script is not in this tree"
+    return 0
+  fi
+  suite "$name" "$script"
+}
+
 suite lint lint
 suite rust rust_tests
+binding_suite c
+binding_suite python
+binding_suite interop
+binding_suite bench
+binding_suite swift
 if [ "$QUICK" = 1 ]; then
   skip loom "--quick"
   skip tsan "--quick"
