@@ -67,7 +67,27 @@ build() {
   [ -f "$LIB_A" ] && [ -f "$ROOT/target/debug/libroam_shm_ffi.so" ] && [ -x "$CLI" ]
 }
 
-header_check() { run scripts/gen-c-header.sh --check; }
+header_check() {
+  run scripts/gen-c-header.sh --check || return 1
+  # The header compiles as C11 and as C++ (its layout asserts run in both), twice
+  # included.
+  printf '#include "roam_shm.h"\n#include "roam_shm.h"\nint main(void) { return ROAM_OK; }\n' >"$WORK/hdr.c"
+  run gcc "${CFLAGS[@]}" -c "$WORK/hdr.c" -o "$WORK/hdr.o" || return 1
+  if command -v g++ >/dev/null; then
+    run g++ -std=c++11 -Wall -Wextra -Werror -I"$ROOT/bindings/c/include" -x c++ -c "$WORK/hdr.c" -o "$WORK/hdr_cpp.o" || return 1
+  fi
+}
+
+# Every status code in the header is documented in the README table and named by the
+# C suite's status test (so a new code cannot be added silently).
+status_codes_check() {
+  local code bad=0
+  for code in $(grep -oE '^  (ROAM_OK|ROAM_ERR_[A-Z_]+) = ' bindings/c/include/roam_shm.h | awk '{print $1}'); do
+    grep -q "\`$code\`" bindings/c/README.md || { log "$code is not in bindings/c/README.md"; bad=1; }
+    grep -qw "$code" bindings/c/tests/test_status.c || { log "$code is not in tests/test_status.c"; bad=1; }
+  done
+  [ "$bad" -eq 0 ]
+}
 
 symbols_check() {
   local exported missing=0 name
@@ -216,6 +236,7 @@ if build; then
   step_ok "build libroam_shm_ffi.{a,so} and roam-shm (debug)"
   step "header matches the sources (gen-c-header.sh --check)" header_check
   step "nm: every seed and header function is exported" symbols_check
+  step "every status code is documented and tested" status_codes_check
   c_suite plain
   c_suite asan "${SAN[@]}"
   step "leak canary: LeakSanitizer reports a deliberate leak" leak_canary

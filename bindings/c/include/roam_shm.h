@@ -1561,8 +1561,6 @@ void roam_var_slot_pool_destroy(struct RoamVarSlotPool *pool);
 }  // extern "C"
 #endif  // __cplusplus
 
-#endif  /* ROAM_SHM_H */
-
 /* Layout checks: these structs cross the boundary by value or in arrays; the Rust
  * side asserts the same sizes, alignments and offsets at compile time. */
 #if defined(__cplusplus)
@@ -1599,3 +1597,5 @@ ROAM_SHM_STATIC_ASSERT(offsetof(RoamMessage, kind) == 16, "RoamMessage.kind");
 #endif
 #undef ROAM_SHM_STATIC_ASSERT
 #undef ROAM_SHM_ALIGNOF
+
+#endif /* ROAM_SHM_H */
