@@ -172,7 +172,9 @@ cross_c_guest() {
   wait_for_socket "$sock" || return 1
   run timeout 300 "$WORK/echo_guest" "$sock" 10000 | tee "$WORK/c-guest.out"
   rc=${PIPESTATUS[0]}
-  timeout 30 tail --pid="$hp" -f /dev/null; wait "$hp"; local hrc=$?
+  # Give the host 30 s to finish after its guest; kill it if it hangs.
+  timeout 30 tail --pid="$hp" -f /dev/null || { log "host $hp did not exit: killing it"; kill "$hp"; }
+  wait "$hp"; local hrc=$?
   cat "$WORK/cli-host.log" >&2
   [ "$rc" -eq 0 ] && [ "$hrc" -eq 0 ] || return 1
   grep -q "10000 messages echoed byte-exact" "$WORK/c-guest.out" || return 1
@@ -189,7 +191,9 @@ cross_c_host() {
   wait_for_socket "$sock" || return 1
   run timeout 300 "$CLI" guest --socket "$sock" --count 10000 --size 0 --max-size 100000 | tee "$WORK/cli-guest.out"
   rc=${PIPESTATUS[0]}
-  timeout 30 tail --pid="$hp" -f /dev/null; wait "$hp"; local hrc=$?
+  # Give the host 30 s to finish after its guest; kill it if it hangs.
+  timeout 30 tail --pid="$hp" -f /dev/null || { log "host $hp did not exit: killing it"; kill "$hp"; }
+  wait "$hp"; local hrc=$?
   cat "$WORK/c-host.log" >&2
   [ "$rc" -eq 0 ] && [ "$hrc" -eq 0 ] || return 1
   grep -q "10000 echoes verified" "$WORK/cli-guest.out" && grep -q "10000 messages echoed" "$WORK/c-host.log"
