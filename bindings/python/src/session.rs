@@ -1121,8 +1121,11 @@ impl Host {
 
     /// Ids of connected guests.
     #[getter]
-    fn peers(&self, py: Python<'_>) -> PyResult<Vec<u8>> {
-        let r = lock(py, &self.session.state).host().map(|h| h.peer_ids());
+    fn peers(&self, py: Python<'_>) -> PyResult<Vec<u32>> {
+        // (u32: a Vec<u8> would convert to `bytes`.)
+        let r = lock(py, &self.session.state)
+            .host()
+            .map(|h| h.peer_ids().into_iter().map(u32::from).collect());
         r.py_err(py)
     }
 

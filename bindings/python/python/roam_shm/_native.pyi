@@ -8,7 +8,46 @@ from typing import Literal, final
 
 from typing_extensions import Buffer, Self
 
-__all__: list[str]
+__all__ = [
+    "PAGE_COPY_THRESHOLD",
+    "BipBuffer",
+    "ClosedError",
+    "ConfigError",
+    "CorruptError",
+    "Doorbell",
+    "Grant",
+    "Guest",
+    "Host",
+    "HostEvent",
+    "HostGoodbyeError",
+    "InvalidHandleError",
+    "Message",
+    "MessageIter",
+    "PayloadTooLargeError",
+    "PeerGoneError",
+    "PoolClassStats",
+    "PoolExhaustedError",
+    "ProtocolError",
+    "Recovery",
+    "RejectedError",
+    "Reservation",
+    "ReservationPendingError",
+    "RingFullError",
+    "RoamError",
+    "RoamOSError",
+    "RoamTimeoutError",
+    "SegmentFormatError",
+    "SharedMemory",
+    "Slot",
+    "SpscRing",
+    "SpscRingConsumer",
+    "SpscRingProducer",
+    "VarSlotPool",
+    "WaitCell",
+    "WouldBlock",
+    "__version__",
+]
+
 __version__: str
 PAGE_COPY_THRESHOLD: int
 
