@@ -41,6 +41,9 @@ fn cfg_err(py: Python<'_>, msg: impl Into<String>) -> PyErr {
 /// The mapping shared by a region object and every primitive built on it.
 pub struct RegionInner {
     map: SegmentMapping,
+    /// Exported memoryviews of pool slots in this mapping, by slot address, over every
+    /// pool object built on it (a slot with views is never freed by this process).
+    slot_exports: Mutex<HashMap<usize, usize>>,
 }
 
 impl RegionInner {
@@ -91,7 +94,10 @@ impl SharedMemory {
         let size = map.len();
         SharedMemory {
             state: Mutex::new(RegionState {
-                inner: Some(Arc::new(RegionInner { map })),
+                inner: Some(Arc::new(RegionInner {
+                    map,
+                    slot_exports: Mutex::new(HashMap::new()),
+                })),
                 exports: 0,
             }),
             size,
@@ -900,10 +906,8 @@ impl PoolClassStats {
 }
 
 struct PoolInner {
-    _region: Arc<RegionInner>,
+    region: Arc<RegionInner>,
     pool: RawVarSlotPool,
-    /// Exports per (class, slot) of this process.
-    exports: Mutex<HashMap<(u8, u32), usize>>,
 }
 
 /// The roam v7 variable-size slot pool at ``offset`` of a region.
@@ -971,9 +975,8 @@ impl VarSlotPool {
         };
         Ok(VarSlotPool {
             inner: Arc::new(PoolInner {
-                _region: inner,
+                region: inner,
                 pool,
-                exports: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -998,9 +1001,8 @@ impl VarSlotPool {
             .py_err(py)?;
         Ok(VarSlotPool {
             inner: Arc::new(PoolInner {
-                _region: inner,
+                region: inner,
                 pool,
-                exports: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -1092,8 +1094,8 @@ pub struct Slot {
 }
 
 impl Slot {
-    fn key(&self) -> (u8, u32) {
-        (self.handle.class_idx, self.handle.slot_idx)
+    fn key(&self) -> usize {
+        self.ptr
     }
 
     fn live(&self) -> bool {
@@ -1121,7 +1123,7 @@ impl Slot {
 
     /// Free the slot (``BufferError`` while memoryviews of it are alive).
     fn free(&self, py: Python<'_>) -> PyResult<()> {
-        let ex = lock(py, &self.pool.exports);
+        let ex = lock(py, &self.pool.region.slot_exports);
         if ex.get(&self.key()).copied().unwrap_or(0) > 0 {
             drop(ex);
             return Err(Fail::Buffer(
@@ -1171,7 +1173,7 @@ impl Slot {
         let py = slf.py();
         let this = slf.get();
         {
-            let mut ex = lock(py, &this.pool.exports);
+            let mut ex = lock(py, &this.pool.region.slot_exports);
             // Checked under the exports lock, which free() also takes, so the slot
             // cannot be freed by this process between the check and the count.
             if !this.live() {
@@ -1184,7 +1186,7 @@ impl Slot {
         // (validated), and this process refuses to free it while the export lives.
         let r = unsafe { fill_view(py, view, slf.as_any(), this.ptr as *mut u8, this.size as usize, false, flags) };
         if r.is_err() {
-            release_export(&mut lock(py, &this.pool.exports), this.key());
+            release_export(&mut lock(py, &this.pool.region.slot_exports), this.key());
         }
         r
     }
@@ -1193,11 +1195,11 @@ impl Slot {
     /// Called by CPython once per successful `__getbuffer__`.
     unsafe fn __releasebuffer__(slf: Bound<'_, Self>, _view: *mut ffi::Py_buffer) {
         let this = slf.get();
-        release_export(&mut lock(slf.py(), &this.pool.exports), this.key());
+        release_export(&mut lock(slf.py(), &this.pool.region.slot_exports), this.key());
     }
 }
 
-fn release_export(ex: &mut HashMap<(u8, u32), usize>, key: (u8, u32)) {
+fn release_export(ex: &mut HashMap<usize, usize>, key: usize) {
     if let Some(n) = ex.get_mut(&key) {
         *n -= 1;
         if *n == 0 {
