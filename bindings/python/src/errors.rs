@@ -329,9 +329,7 @@ fn session_err(py: Python<'_>, e: SessionError) -> PyErr {
         SessionError::Io { source, .. } => os_error(py, source.raw_os_error(), msg),
         SessionError::Config(_) => Dual::Config.msg(py, msg),
         SessionError::Mapping(m) => mapping_err(py, m),
-        SessionError::BadSegment(_) | SessionError::Segment(_) => {
-            SegmentFormatError::new_err(msg)
-        }
+        SessionError::BadSegment(_) | SessionError::Segment(_) => SegmentFormatError::new_err(msg),
         SessionError::Region(_)
         | SessionError::SegmentTruncated
         | SessionError::Frame(_)

@@ -140,10 +140,18 @@ impl SharedMemory {
         let map = py
             .detach(move || -> FResult<SegmentMapping> {
                 let len = std::fs::metadata(&path)
-                    .map_err(|e| Fail::Session(roam_shm::segment::SessionError::Io { op: "stat", source: e }))?
+                    .map_err(|e| {
+                        Fail::Session(roam_shm::segment::SessionError::Io {
+                            op: "stat",
+                            source: e,
+                        })
+                    })?
                     .len();
                 if len == 0 {
-                    return Err(Fail::Dual(Dual::Config, format!("{} is empty", path.display())));
+                    return Err(Fail::Dual(
+                        Dual::Config,
+                        format!("{} is empty", path.display()),
+                    ));
                 }
                 Ok(SegmentMapping::open_path(&path, len)?)
             })
@@ -162,15 +170,28 @@ impl SharedMemory {
         // the dup fail (EBADF), which is reported.
         let owned = unsafe { BorrowedFd::borrow_raw(fd) }
             .try_clone_to_owned()
-            .map_err(|e| Fail::Session(roam_shm::segment::SessionError::Io { op: "dup", source: e }))
+            .map_err(|e| {
+                Fail::Session(roam_shm::segment::SessionError::Io {
+                    op: "dup",
+                    source: e,
+                })
+            })
             .py_err(py)?;
         let map = py
             .detach(move || -> FResult<SegmentMapping> {
                 let len = std::fs::File::from(owned.try_clone().map_err(|e| {
-                    Fail::Session(roam_shm::segment::SessionError::Io { op: "dup", source: e })
+                    Fail::Session(roam_shm::segment::SessionError::Io {
+                        op: "dup",
+                        source: e,
+                    })
                 })?)
                 .metadata()
-                .map_err(|e| Fail::Session(roam_shm::segment::SessionError::Io { op: "fstat", source: e }))?
+                .map_err(|e| {
+                    Fail::Session(roam_shm::segment::SessionError::Io {
+                        op: "fstat",
+                        source: e,
+                    })
+                })?
                 .len();
                 if len == 0 {
                     return Err(Fail::Dual(Dual::Config, "the file is empty".into()));
@@ -271,7 +292,17 @@ impl SharedMemory {
         };
         // SAFETY: the export count prevents close() from dropping this object's
         // reference to the mapping until __releasebuffer__, and the mapping never moves.
-        let r = unsafe { fill_view(py, view, slf.as_any(), inner.base(), this.size, false, flags) };
+        let r = unsafe {
+            fill_view(
+                py,
+                view,
+                slf.as_any(),
+                inner.base(),
+                this.size,
+                false,
+                flags,
+            )
+        };
         if r.is_err() {
             lock(py, &this.state).exports -= 1;
         }
@@ -345,9 +376,14 @@ impl BipBuffer {
             None => {
                 // SAFETY: the 128-byte header is inside the mapping (checked); only its
                 // capacity atomic is read.
-                let cap = unsafe { BipBufRaw::attach(header.cast::<BipBufHeader>(), header.add(BIPBUF_HEADER_SIZE)) }
-                    .map_err(|e| bip_err(py, e))?
-                    .capacity();
+                let cap = unsafe {
+                    BipBufRaw::attach(
+                        header.cast::<BipBufHeader>(),
+                        header.add(BIPBUF_HEADER_SIZE),
+                    )
+                }
+                .map_err(|e| bip_err(py, e))?
+                .capacity();
                 let data = inner.check(py, offset + BIPBUF_HEADER_SIZE, cap as usize, 1)?;
                 // SAFETY: header and its `cap` data bytes are inside the kept-alive
                 // mapping (checked just above against the capacity read once).
@@ -415,7 +451,9 @@ impl BipBuffer {
         let len = u32::try_from(bytes.len())
             .map_err(|_| Dual::TooLarge.msg(py, "data larger than 4 GiB"))?;
         if lock(py, &self.state).grant.is_some() {
-            return Err(PyValueError::new_err("a grant is outstanding; commit or cancel it first"));
+            return Err(PyValueError::new_err(
+                "a grant is outstanding; commit or cancel it first",
+            ));
         }
         let Some(off) = self.raw.try_grant(len).map_err(|e| bip_err(py, e))? else {
             return Ok(false);
@@ -449,7 +487,9 @@ impl BipBuffer {
         let mut st = lock(py, &this.state);
         if st.grant.is_some() {
             drop(st);
-            return Err(PyValueError::new_err("a grant is outstanding; commit or cancel it first"));
+            return Err(PyValueError::new_err(
+                "a grant is outstanding; commit or cancel it first",
+            ));
         }
         let off = match this.raw.try_grant(size) {
             Ok(Some(off)) => off,
@@ -562,8 +602,10 @@ impl Grant {
             }
             _ => {
                 drop(st);
-                return Err(Fail::Closed("the grant was already committed or cancelled".into())
-                    .into_pyerr(py));
+                return Err(
+                    Fail::Closed("the grant was already committed or cancelled".into())
+                        .into_pyerr(py),
+                );
             }
         }
         if let Some(n) = n {
@@ -639,14 +681,17 @@ impl Grant {
                 }
                 _ => {
                     drop(st);
-                    return Err(Fail::Closed("the grant was already committed or cancelled".into())
-                        .into_pyerr(py));
+                    return Err(Fail::Closed(
+                        "the grant was already committed or cancelled".into(),
+                    )
+                    .into_pyerr(py));
                 }
             }
         };
         // SAFETY: the grant [off, off+len) lies in the ring's data area inside the
         // kept-alive mapping; the export count keeps it uncommitted until release.
         let ptr = unsafe { ring.raw.data_ptr().add(off as usize) };
+        // SAFETY: as above: the granted bytes stay reserved while the export lives.
         let r = unsafe { fill_view(py, view, slf.as_any(), ptr, this.len as usize, false, flags) };
         if r.is_err() {
             if let Some(g) = lock(py, &ring.state).grant.as_mut() {
@@ -717,7 +762,10 @@ impl SpscRing {
         let inner = region.inner(py)?;
         let offset = size_arg(offset, "offset")?;
         if !capacity.is_power_of_two() {
-            return Err(cfg_err(py, format!("capacity {capacity} is not a power of two")));
+            return Err(cfg_err(
+                py,
+                format!("capacity {capacity} is not a power of two"),
+            ));
         }
         let p = inner.check(py, offset, SpscRingRaw::<u64>::required_size(capacity), 64)?;
         // SAFETY: the ring's bytes are inside the kept-alive mapping (checked);
@@ -773,7 +821,9 @@ impl SpscRing {
     fn producer(&self, py: Python<'_>) -> PyResult<SpscRingProducer> {
         let mut roles = lock(py, &self.roles);
         if roles.producer {
-            return Err(PyValueError::new_err("this ring's producer was already taken"));
+            return Err(PyValueError::new_err(
+                "this ring's producer was already taken",
+            ));
         }
         roles.producer = true;
         // SAFETY: one producer per ring object (flag above; across processes it is the
@@ -789,7 +839,9 @@ impl SpscRing {
     fn consumer(&self, py: Python<'_>) -> PyResult<SpscRingConsumer> {
         let mut roles = lock(py, &self.roles);
         if roles.consumer {
-            return Err(PyValueError::new_err("this ring's consumer was already taken"));
+            return Err(PyValueError::new_err(
+                "this ring's consumer was already taken",
+            ));
         }
         roles.consumer = true;
         // SAFETY: as for producer().
@@ -997,8 +1049,9 @@ impl VarSlotPool {
             return Err(cfg_err(py, "offset beyond the region"));
         }
         // SAFETY: as in create; from_headers validates what it reads.
-        let pool = unsafe { RawVarSlotPool::from_headers(inner.base(), region_len, offset, num_classes) }
-            .py_err(py)?;
+        let pool =
+            unsafe { RawVarSlotPool::from_headers(inner.base(), region_len, offset, num_classes) }
+                .py_err(py)?;
         Ok(VarSlotPool {
             inner: Arc::new(PoolInner {
                 region: inner,
@@ -1024,7 +1077,9 @@ impl VarSlotPool {
     fn alloc(&self, py: Python<'_>, size: i64, owner: u32) -> PyResult<Slot> {
         match self.try_alloc(py, size, owner)? {
             Some(s) => Ok(s),
-            None => Err(Dual::PoolExhausted.msg(py, format!("no free slot of at least {size} bytes"))),
+            None => {
+                Err(Dual::PoolExhausted.msg(py, format!("no free slot of at least {size} bytes")))
+            }
         }
     }
 
@@ -1040,7 +1095,13 @@ impl VarSlotPool {
     }
 
     /// A view of an allocated slot from its handle (e.g. received from a peer).
-    fn slot_from_handle(&self, py: Python<'_>, class_idx: u8, slot_idx: u32, generation: u32) -> PyResult<Slot> {
+    fn slot_from_handle(
+        &self,
+        py: Python<'_>,
+        class_idx: u8,
+        slot_idx: u32,
+        generation: u32,
+    ) -> PyResult<Slot> {
         self.slot(VarSlotHandle {
             class_idx,
             extent_idx: 0,
@@ -1108,7 +1169,11 @@ impl Slot {
     /// ``(class_idx, slot_idx, generation)``.
     #[getter]
     fn handle(&self) -> (u8, u32, u32) {
-        (self.handle.class_idx, self.handle.slot_idx, self.handle.generation)
+        (
+            self.handle.class_idx,
+            self.handle.slot_idx,
+            self.handle.generation,
+        )
     }
 
     /// Slot size in bytes.
@@ -1184,7 +1249,17 @@ impl Slot {
         }
         // SAFETY: the slot's `size` bytes lie in the pool inside the kept-alive mapping
         // (validated), and this process refuses to free it while the export lives.
-        let r = unsafe { fill_view(py, view, slf.as_any(), this.ptr as *mut u8, this.size as usize, false, flags) };
+        let r = unsafe {
+            fill_view(
+                py,
+                view,
+                slf.as_any(),
+                this.ptr as *mut u8,
+                this.size as usize,
+                false,
+                flags,
+            )
+        };
         if r.is_err() {
             release_export(&mut lock(py, &this.pool.region.slot_exports), this.key());
         }
@@ -1195,7 +1270,10 @@ impl Slot {
     /// Called by CPython once per successful `__getbuffer__`.
     unsafe fn __releasebuffer__(slf: Bound<'_, Self>, _view: *mut ffi::Py_buffer) {
         let this = slf.get();
-        release_export(&mut lock(slf.py(), &this.pool.region.slot_exports), this.key());
+        release_export(
+            &mut lock(slf.py(), &this.pool.region.slot_exports),
+            this.key(),
+        );
     }
 }
 
@@ -1256,7 +1334,12 @@ impl Doorbell {
         // SAFETY: only borrowed to duplicate it; a bad fd fails the dup with EBADF.
         let owned = unsafe { BorrowedFd::borrow_raw(fd) }
             .try_clone_to_owned()
-            .map_err(|e| Fail::Session(roam_shm::segment::SessionError::Io { op: "dup", source: e }))
+            .map_err(|e| {
+                Fail::Session(roam_shm::segment::SessionError::Io {
+                    op: "dup",
+                    source: e,
+                })
+            })
             .py_err(py)?;
         let db = roam_shm::doorbell::Doorbell::from_fd(owned).map_err(|e| db_err(py, e))?;
         Ok(Doorbell::wrap(db))
@@ -1287,7 +1370,10 @@ impl Doorbell {
             let Some(slice) = next_slice(deadline, WAIT_SLICE) else {
                 return Ok("timeout");
             };
-            match py.detach(|| db.wait(Some(slice))).map_err(|e| db_err(py, e))? {
+            match py
+                .detach(|| db.wait(Some(slice)))
+                .map_err(|e| db_err(py, e))?
+            {
                 WaitOutcome::Signaled => return Ok("signaled"),
                 WaitOutcome::PeerGone => return Ok("peer_gone"),
                 WaitOutcome::Timeout => {}
@@ -1393,7 +1479,13 @@ impl WaitCell {
     /// spinning ``spin`` seconds first. True if notified. GIL released; Ctrl-C
     /// interrupts.
     #[pyo3(signature = (expected, timeout=None, spin=2e-05))]
-    fn wait(&self, py: Python<'_>, expected: u32, timeout: Option<f64>, spin: f64) -> PyResult<bool> {
+    fn wait(
+        &self,
+        py: Python<'_>,
+        expected: u32,
+        timeout: Option<f64>,
+        spin: f64,
+    ) -> PyResult<bool> {
         let deadline = deadline(timeout)?;
         let config = WaitConfig {
             spin: crate::util::duration(spin, "spin")?,

@@ -48,7 +48,7 @@ const POLL_SLICE: Duration = Duration::from_millis(10);
 
 enum Core {
     Host(CoreHost),
-    Guest(CoreGuest),
+    Guest(Box<CoreGuest>),
 }
 
 /// The core session, movable between threads.
@@ -391,7 +391,9 @@ impl Session {
             let mut st = lock(py, &self.state);
             if st.exports > 0 {
                 drop(st);
-                return Err(Fail::Buffer(format!("cannot close: {VIEWS_OUTSTANDING}")).into_pyerr(py));
+                return Err(
+                    Fail::Buffer(format!("cannot close: {VIEWS_OUTSTANDING}")).into_pyerr(py)
+                );
             }
             for l in st.links.iter_mut() {
                 l.held = None;
@@ -475,14 +477,9 @@ impl RecvFail {
 }
 
 fn peer_arg(peer: i64) -> PyResult<u8> {
-    u8::try_from(peer)
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| {
-            pyo3::exceptions::PyValueError::new_err(format!(
-                "peer ids are 1..=255, got {peer}"
-            ))
-        })
+    u8::try_from(peer).ok().filter(|p| *p != 0).ok_or_else(|| {
+        pyo3::exceptions::PyValueError::new_err(format!("peer ids are 1..=255, got {peer}"))
+    })
 }
 
 fn enter<'py>(slf: &Bound<'py, PyAny>) -> Bound<'py, PyAny> {
@@ -622,7 +619,11 @@ impl Message {
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        let state = if self.released(py) { "released" } else { "held" };
+        let state = if self.released(py) {
+            "released"
+        } else {
+            "held"
+        };
         format!(
             "<roam_shm.Message peer={} len={} kind={} {state}>",
             self.peer(),
@@ -651,7 +652,17 @@ impl Message {
         }
         // SAFETY: the export count just taken keeps the message held (so its bytes are
         // neither freed nor unmapped) until __releasebuffer__.
-        let r = unsafe { fill_view(py, view, slf.as_any(), this.ptr as *mut u8, this.len, true, flags) };
+        let r = unsafe {
+            fill_view(
+                py,
+                view,
+                slf.as_any(),
+                this.ptr as *mut u8,
+                this.len,
+                true,
+                flags,
+            )
+        };
         if r.is_err() {
             let mut st = lock(py, &this.session.state);
             if this.with_held(&mut st, |h| h.exports -= 1).is_ok() {
@@ -815,7 +826,17 @@ impl Reservation {
         // SAFETY: the export count keeps the reservation open (not committed,
         // cancelled or dropped with its link) until __releasebuffer__; the memory is
         // reserved for this send and writable.
-        let r = unsafe { fill_view(py, view, slf.as_any(), this.ptr as *mut u8, this.len, false, flags) };
+        let r = unsafe {
+            fill_view(
+                py,
+                view,
+                slf.as_any(),
+                this.ptr as *mut u8,
+                this.len,
+                false,
+                flags,
+            )
+        };
         if r.is_err() {
             let mut st = lock(py, &this.session.state);
             if this.with_res(&mut st, |r| r.exports -= 1).is_ok() {
@@ -1069,8 +1090,7 @@ impl Host {
         loop {
             let slice = next_slice(deadline, POLL_SLICE).unwrap_or(Duration::ZERO);
             let events = py.detach(|| self.poll_once(slice)).py_err(py)?;
-            if !events.is_empty() || slice.is_zero() || next_slice(deadline, POLL_SLICE).is_none()
-            {
+            if !events.is_empty() || slice.is_zero() || next_slice(deadline, POLL_SLICE).is_none() {
                 return Ok(events.into_iter().map(HostEvent::from).collect());
             }
             py.check_signals()?;
@@ -1207,7 +1227,9 @@ impl Host {
             let mut st = lock(py, &self.session.state);
             (|| -> FResult<CoreRecovery> {
                 if st.links[usize::from(peer)].exports() > 0 {
-                    return Err(Fail::Buffer(format!("cannot disconnect: {VIEWS_OUTSTANDING}")));
+                    return Err(Fail::Buffer(format!(
+                        "cannot disconnect: {VIEWS_OUTSTANDING}"
+                    )));
                 }
                 let h = st.host()?;
                 if !h.peer_ids().contains(&peer) {
@@ -1325,7 +1347,9 @@ impl Guest {
             ));
         }
         let mut g = py
-            .detach(move || CoreGuest::connect(socket_path, opts).map(|g| CoreBox(Core::Guest(g))))
+            .detach(move || {
+                CoreGuest::connect(socket_path, opts).map(|g| CoreBox(Core::Guest(Box::new(g))))
+            })
             .py_err(py)?;
         let Core::Guest(guest) = &mut g.0 else {
             unreachable!("built as a guest")

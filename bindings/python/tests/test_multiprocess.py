@@ -71,7 +71,7 @@ def test_sigkilled_guest_is_recovered(sock: str) -> None:
         assert proc.pid is not None
         os.kill(proc.pid, signal.SIGKILL)
         proc.join(10)
-        gone = []
+        gone: list[roam_shm.HostEvent] = []
         deadline = time.monotonic() + 30
         while not gone:
             assert time.monotonic() < deadline

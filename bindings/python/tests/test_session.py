@@ -290,7 +290,7 @@ def test_message_survives_host_object_but_not_close(pair: Pair) -> None:
     view = msg.data
     with pytest.raises(BufferError):
         host.close()
-    assert view == b"keep"
+    assert view.tobytes() == b"keep"
     del view
     host.close()
     with pytest.raises(roam_shm.ClosedError):
