@@ -406,3 +406,22 @@ def test_guest_wait_and_grow(pair: Pair) -> None:
     assert guest.wait(5) is True
     host.grow(8 << 20)
     assert bytes(guest.recv(timeout=5)) == b"ring"
+
+
+def test_listen_later_sid_and_heartbeat(tmpdir_short: object, sock: str) -> None:
+    with roam_shm.Host(heartbeat_interval=0.5, max_guests=2) as host:
+        assert host.peers == []
+        host.listen(sock)
+        guest, peer = connect(host, sock, sid=b"0123456789abcdef0123456789abcdef")
+        with guest:
+            assert guest.segment_path.startswith("/proc/")
+            assert guest.max_payload_size == host.max_payload_size == 16 * 1024 * 1024
+            time.sleep(0.6)  # the guest heartbeats, so it is not reported stale
+            assert all(e.kind != "peer_gone" for e in host.poll(0.1))
+            guest.check_host()
+            assert repr(guest).startswith("<roam_shm.Guest peer_id=")
+            assert "peers=[1]" in repr(host)
+        with pytest.raises(roam_shm.RoamOSError):
+            roam_shm.Host(sock)  # a live host listens there
+    with pytest.raises(ValueError):
+        roam_shm.Host(heartbeat_interval=-1.0)
