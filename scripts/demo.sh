@@ -3,7 +3,8 @@
 #
 #   scripts/demo.sh
 #
-# 1. builds the CLI (release) and the language bindings that are present;
+# 1. builds the CLI (release), the C guest and the Python package (and the Swift
+#    guest, in its toolchain chroot);
 # 2. starts one echo host (Rust) on a /dev/shm segment and attaches a guest in each
 #    language (Rust, C, Python, Swift), each sending mixed-size messages and checking
 #    every echoed byte, printing what it did;
@@ -16,6 +17,7 @@ source scripts/lib/common.sh
 
 run cargo build --release -p roam-shm-cli
 CLI=$PWD/target/release/roam-shm
+scripts/demo-guests.sh build
 WORK=$(mktemp -d /tmp/roam-demo.XXXXXX)
 SOCK=$WORK/host.sock
 SEG=/dev/shm/roam-demo-$$
@@ -33,13 +35,11 @@ HOST_PID=$!
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
 [ -S "$SOCK" ] || die "host did not start"
 
-log "Rust guest"
-run "$CLI" guest --socket "$SOCK" --count 5000 --size 0 --max-size 65536 --seed 1
-
-if [ -x scripts/demo-guests.sh ]; then
-  # C, Python and Swift guests, each built by its binding's own tooling.
-  scripts/demo-guests.sh "$SOCK"
-fi
+log "a Rust guest, plus guests in C, Python and Swift, all at once"
+"$CLI" guest --socket "$SOCK" --count 5000 --size 0 --max-size 65536 --seed 1 &
+RUST_GUEST=$!
+scripts/demo-guests.sh run "$SOCK"
+wait "$RUST_GUEST"
 
 "$CLI" segment inspect "$SEG"
 kill "$HOST_PID"; wait "$HOST_PID" 2>/dev/null || true; HOST_PID=

@@ -95,6 +95,8 @@ binding_suite() {
 suite lint lint
 suite rust rust_tests
 binding_suite c
+# Issue 7's contract: `pip install .` into a fresh venv works, checked on full runs.
+[ "$QUICK" = 1 ] || export ROAM_PY_WHEEL=1
 binding_suite python
 binding_suite interop
 binding_suite bench
