@@ -641,6 +641,8 @@ impl EchoHost {
                 Ok(buf) => buf,
                 // Our direction is full: keep the message held, retry on the next wake.
                 Err(e) if e.is_backpressure() => break,
+                // The guest died: the next poll sees its doorbell closed and recovers it.
+                Err(SendError::PeerGone) => break,
                 Err(e) => {
                     failure = Some(Note::SendFailed {
                         peer: id,
@@ -656,13 +658,18 @@ impl EchoHost {
                 }
             }
             buf.bytes_mut().copy_from_slice(got);
-            if let Err(e) = buf.commit() {
-                failure = Some(Note::SendFailed {
-                    peer: id,
-                    error: send_error_text(&e),
-                });
-                break;
-            }
+            let peer_gone = match buf.commit() {
+                Ok(()) => false,
+                // Committed, but the doorbell found the guest dead: as above.
+                Err(SendError::PeerGone) => true,
+                Err(e) => {
+                    failure = Some(Note::SendFailed {
+                        peer: id,
+                        error: send_error_text(&e),
+                    });
+                    break;
+                }
+            };
             ps.sizes.take();
             ps.kinds[kind_index(raw.kind)] += 1;
             ps.echoed += 1;
@@ -671,6 +678,9 @@ impl EchoHost {
                     peer: id,
                     error: recv_error_text(&e),
                 });
+                break;
+            }
+            if peer_gone {
                 break;
             }
         }
