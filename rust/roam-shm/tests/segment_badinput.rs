@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use roam_shm::bipbuf::BipBufRaw;
+use roam_shm::doorbell::WaitOutcome;
 use roam_shm::segment::SessionError;
 use roam_shm::segment::config::SegmentConfig;
 use roam_shm::segment::frame;
@@ -26,10 +27,9 @@ use roam_shm::segment::link::{RecvError, SendError};
 use roam_shm::segment::mapping::PathCleanup;
 use roam_shm::segment::shared::SegmentBacking;
 use roam_shm::segment::var_pool::{SizeClass, VarSlotHandle};
-use roam_shm::doorbell::WaitOutcome;
 use segment_util::*;
 
-const SEED: u64 = 0xBAD_1A9_0001;
+const SEED: u64 = 0x00BA_D1A9_0001;
 const MAX_SIZE: usize = 64 * 1024;
 
 fn config() -> SegmentConfig {
@@ -83,7 +83,11 @@ fn write_frame(ring: &BipBufRaw, bytes: &[u8]) -> Result<(), String> {
         .ok_or("ring full")?;
     // SAFETY: the grant gives us [off, off + len) of the ring's data area.
     unsafe {
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), ring.data_ptr().add(off as usize), bytes.len())
+        std::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            ring.data_ptr().add(off as usize),
+            bytes.len(),
+        )
     };
     ring.commit(len).map_err(|e| format!("commit: {e}"))
 }
@@ -151,14 +155,8 @@ fn attack(g: &mut Guest, what: &str) -> Result<(), String> {
             f[..4].copy_from_slice(&(cap + 64).to_le_bytes());
             write_frame(&g2h, &f)?
         }
-        "slot-class-out-of-range" => write_frame(
-            &g2h,
-            &slot_ref_frame(handle(200, 0, 1)),
-        )?,
-        "slot-index-out-of-range" => write_frame(
-            &g2h,
-            &slot_ref_frame(handle(1, 1_000_000, 1)),
-        )?,
+        "slot-class-out-of-range" => write_frame(&g2h, &slot_ref_frame(handle(200, 0, 1)))?,
+        "slot-index-out-of-range" => write_frame(&g2h, &slot_ref_frame(handle(1, 1_000_000, 1)))?,
         "slot-wrong-generation" => {
             let mut h = own_slot(g, u32::from(id), 100)?;
             h.generation = h.generation.wrapping_add(7);
@@ -174,7 +172,10 @@ fn attack(g: &mut Guest, what: &str) -> Result<(), String> {
             // leaks: recovery reclaims slots by owner, and the pool cannot tell a
             // forged owner from a real one. The test frees it by hand.)
             let h = own_slot(g, 0, 100)?;
-            println!("FORGED class={} slot={} gen={}", h.class_idx, h.slot_idx, h.generation);
+            println!(
+                "FORGED class={} slot={} gen={}",
+                h.class_idx, h.slot_idx, h.generation
+            );
             write_frame(&g2h, &slot_ref_frame(h))?
         }
         "slot-len-past-slot" => {
@@ -245,11 +246,10 @@ fn attack(g: &mut Guest, what: &str) -> Result<(), String> {
                         .map_err(|e| format!("recv: {e}"))?,
                 );
             }
-            seg
-            .peer(id)
-            .map_err(|e| e.to_string())?
-            .state
-            .store(77, Ordering::Release)
+            seg.peer(id)
+                .map_err(|e| e.to_string())?
+                .state
+                .store(77, Ordering::Release)
         }
         other => return Err(format!("unknown attack {other}")),
     }
@@ -320,7 +320,9 @@ fn truncation_victim() -> Result<(), String> {
                 println!("RESULT truncated=1 ops={i}");
                 return Ok(());
             }
-            return Err(format!("first error after truncation (op {i}) was not SegmentTruncated: {e}"));
+            return Err(format!(
+                "first error after truncation (op {i}) was not SegmentTruncated: {e}"
+            ));
         }
     }
     Err("1000 operations on a truncated segment and no error".into())
@@ -341,6 +343,7 @@ fn child_entry() {
                     window: 8,
                     stop_file: Some(env_var("STOP_FILE")?.into()),
                     timeout: Duration::from_secs(200),
+                    progress: None,
                 },
             )?;
             g.close();
@@ -445,7 +448,10 @@ fn malicious_guest_is_disconnected_and_honest_guest_keeps_working() {
                 | Note::SendFailed { peer: p, .. }
                 | Note::Mismatch { peer: p, .. }
                 | Note::Gone { peer: p, .. } => {
-                    assert_ne!(*p, honest_id, "{attack}: the honest guest was affected: {n:?}")
+                    assert_ne!(
+                        *p, honest_id,
+                        "{attack}: the honest guest was affected: {n:?}"
+                    )
                 }
                 Note::Connected(_) => {}
             }
@@ -472,7 +478,11 @@ fn malicious_guest_is_disconnected_and_honest_guest_keeps_working() {
     assert_eq!(forged.len(), 1);
     let pool = host.host.segment().pool();
     let allocated: u32 = pool.stats().iter().map(|s| s.allocated).sum();
-    assert_eq!(allocated as usize, forged.len(), "only the forged slot leaked");
+    assert_eq!(
+        allocated as usize,
+        forged.len(),
+        "only the forged slot leaked"
+    );
     for h in forged {
         pool.free(h).expect("the forged slot is still allocated");
     }
@@ -543,7 +553,10 @@ fn truncate_under_guest(truncate_to: u64) {
     // The very first operation after the truncation (a send) fails: it must not
     // report success for a message written into a page that no longer exists.
     assert_eq!(r["ops"], 0, "truncated to {truncate_to}: {r:?}");
-    eprintln!("truncated to {truncate_to} bytes: SegmentTruncated after {} operations", r["ops"]);
+    eprintln!(
+        "truncated to {truncate_to} bytes: SegmentTruncated after {} operations",
+        r["ops"]
+    );
     // The host's own mapping is truncated too; dropping it must not fault either.
     drop(host);
 }
@@ -616,7 +629,12 @@ fn evicted_guest_cannot_touch_the_entry_of_the_next_guest() {
     );
     host.verify = false;
     host.host.listen(&sock).expect("listen");
-    let ask = |h: &mut EchoHost, chan: &(std::sync::mpsc::Sender<&'static str>, std::sync::mpsc::Receiver<String>), cmd: &'static str| {
+    let ask = |h: &mut EchoHost,
+               chan: &(
+        std::sync::mpsc::Sender<&'static str>,
+        std::sync::mpsc::Receiver<String>,
+    ),
+               cmd: &'static str| {
         chan.0.send(cmd).unwrap();
         let t0 = Instant::now();
         loop {
@@ -641,13 +659,21 @@ fn evicted_guest_cannot_touch_the_entry_of_the_next_guest() {
     };
     let a = guest_thread(sock.clone());
     let a_id: u8 = reply(&mut host, &a.1).parse().expect("guest a connected");
-    host.run_until("a connected", Duration::from_secs(5), |h| h.peers.contains_key(&a_id));
+    host.run_until("a connected", Duration::from_secs(5), |h| {
+        h.peers.contains_key(&a_id)
+    });
     host.disconnect(a_id, GoneReason::Requested);
     let b = guest_thread(sock.clone());
     let b_id: u8 = reply(&mut host, &b.1).parse().expect("guest b connected");
     assert_eq!(a_id, b_id, "one entry: b reuses a's");
-    host.run_until("b connected", Duration::from_secs(5), |h| h.peers.contains_key(&b_id));
-    assert_eq!(ask(&mut host, &a, "check"), "Evicted", "a must know it was evicted");
+    host.run_until("b connected", Duration::from_secs(5), |h| {
+        h.peers.contains_key(&b_id)
+    });
+    assert_eq!(
+        ask(&mut host, &a, "check"),
+        "Evicted",
+        "a must know it was evicted"
+    );
     assert_eq!(ask(&mut host, &b, "check"), "ok");
     assert_eq!(ask(&mut host, &a, "drop"), "dropped");
     for _ in 0..20 {

@@ -141,6 +141,7 @@ fn child_entry() {
                     window: 8,
                     stop_file: Some(env_var("STOP_FILE")?.into()),
                     timeout: Duration::from_secs(240),
+                    progress: None,
                 },
             )?;
             g.close();
@@ -236,13 +237,15 @@ fn two_hundred_sigkilled_guests_leave_the_segment_clean() {
             t0.elapsed()
         );
         host.step(Duration::from_millis(1));
-        for i in 0..victims.len() {
-            let v = &mut victims[i];
+        for v in victims.iter_mut() {
             if v.attached_at.is_none() {
                 let pid = v.child.id();
-                let attached = host.host.segment().peer_table().iter().any(|(_, e)| {
-                    e.guest_pid() == pid && e.state() == Ok(PeerState::Attached)
-                });
+                let attached = host
+                    .host
+                    .segment()
+                    .peer_table()
+                    .iter()
+                    .any(|(_, e)| e.guest_pid() == pid && e.state() == Ok(PeerState::Attached));
                 if attached {
                     v.attached_at = Some(Instant::now());
                 }
@@ -261,7 +264,10 @@ fn two_hundred_sigkilled_guests_leave_the_segment_clean() {
                 if status.code() == Some(1) {
                     victim_errors += 1; // it had already failed (e.g. rejected): shown below
                     let out = finish_child(old.child, Duration::from_secs(1));
-                    eprintln!("victim exited with an error before the kill: {}", out.stderr);
+                    eprintln!(
+                        "victim exited with an error before the kill: {}",
+                        out.stderr
+                    );
                 }
                 kills += 1;
                 killed_modes[old.mode as usize] += 1;
@@ -284,9 +290,16 @@ fn two_hundred_sigkilled_guests_leave_the_segment_clean() {
     );
     for (i, c) in steady.into_iter().enumerate() {
         let r = finish_child(c, Duration::from_secs(5)).expect_ok(&format!("steady guest {i}"));
-        assert!(r["received"] > 0 && r["received"] == r["sent"], "steady guest {i}: {r:?}");
+        assert!(
+            r["received"] > 0 && r["received"] == r["sent"],
+            "steady guest {i}: {r:?}"
+        );
     }
-    assert!(host.mismatches().is_empty(), "seed {seed}: {:?}", host.mismatches());
+    assert!(
+        host.mismatches().is_empty(),
+        "seed {seed}: {:?}",
+        host.mismatches()
+    );
     let (mut connected, mut gone, mut holding) = (0, 0, 0);
     for n in &host.notes {
         match n {
@@ -312,7 +325,10 @@ fn two_hundred_sigkilled_guests_leave_the_segment_clean() {
             other => panic!("seed {seed}: unexpected: {other:?}"),
         }
     }
-    assert_eq!(connected, gone, "seed {seed}: every connected guest was recovered");
+    assert_eq!(
+        connected, gone,
+        "seed {seed}: every connected guest was recovered"
+    );
     host.assert_clean();
     eprintln!(
         "{kills} kills in {loop_time:.1?} (modes stream/hold-received/hold-reservation = {killed_modes:?}, \

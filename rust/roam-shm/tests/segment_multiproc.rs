@@ -68,6 +68,7 @@ fn child_entry() {
                     window: 16,
                     stop_file: None,
                     timeout: Duration::from_secs(240),
+                    progress: None,
                 },
             )?;
             g.close();
@@ -137,7 +138,11 @@ fn four_guest_processes_twenty_thousand_messages_each_way() {
                 kinds,
                 ..
             } => {
-                assert_eq!(*reason, GoneReason::Goodbye, "peer {peer} left by {reason:?}");
+                assert_eq!(
+                    *reason,
+                    GoneReason::Goodbye,
+                    "peer {peer} left by {reason:?}"
+                );
                 assert_eq!(*echoed, count, "peer {peer}: messages received by the host");
                 assert!(kinds.iter().all(|&k| k > 0), "peer {peer}: kinds {kinds:?}");
                 for (t, k) in host_kinds.iter_mut().zip(kinds) {

@@ -19,6 +19,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use roam_shm::doorbell::WaitOutcome;
 use roam_shm::segment::guest::Guest;
 use roam_shm::segment::host::{GoneReason, Host, HostEvent, Recovery};
 use roam_shm::segment::link::{MessageKind, RecvError, SendError};
@@ -153,9 +154,7 @@ pub fn env_var(name: &str) -> Result<String, String> {
 
 /// An environment variable parsed as u64.
 pub fn env_u64(name: &str) -> Result<u64, String> {
-    env_var(name)?
-        .parse()
-        .map_err(|e| format!("{name}: {e}"))
+    env_var(name)?.parse().map_err(|e| format!("{name}: {e}"))
 }
 
 // ---------------------------------------------------------------------------------
@@ -171,10 +170,8 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        let p = std::env::temp_dir().join(format!(
-            "roam-segtest-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
+        let p =
+            std::env::temp_dir().join(format!("roam-segtest-{tag}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&p).expect("create temp dir");
         TempDir(p)
     }
@@ -253,7 +250,7 @@ impl Sizes {
     /// The size stream of `seed`.
     pub fn new(seed: u64, max: usize) -> Sizes {
         let mut s = Sizes {
-            rng: Rng::new(seed ^ 0x5EED_0F_512E),
+            rng: Rng::new(seed ^ 0x005E_ED0F_512E),
             max,
             next: 0,
         };
@@ -314,7 +311,10 @@ fn body_offset(stream: u32, seq: u64) -> usize {
 /// Write message `seq` of `stream` into `dst` (its length is the message length).
 pub fn fill_payload(dst: &mut [u8], stream: u32, seq: u64) {
     let len = dst.len();
-    assert!(len <= MAX_PATTERN_PAYLOAD, "payload too large for the pattern");
+    assert!(
+        len <= MAX_PATTERN_PAYLOAD,
+        "payload too large for the pattern"
+    );
     let h = header(stream, seq, len);
     let n = len.min(HEADER);
     dst[..n].copy_from_slice(&h[..n]);
@@ -395,6 +395,8 @@ pub struct StreamCfg {
     pub stop_file: Option<PathBuf>,
     /// Give up after this long.
     pub timeout: Duration,
+    /// Echoes verified so far, for a watching thread (optional).
+    pub progress: Option<std::sync::Arc<roam_shm::sync::AtomicU64>>,
 }
 
 /// What a streaming guest did.
@@ -429,6 +431,7 @@ pub fn run_stream(g: &mut Guest, cfg: &StreamCfg) -> Result<StreamStats, String>
     let mut target = cfg.count;
     let t0 = Instant::now();
     let mut last_stop_check = Instant::now();
+    let mut host_gone = false;
     while st.received < target {
         let mut progress = false;
         while st.sent < target && st.sent - st.received < cfg.window {
@@ -461,6 +464,9 @@ pub fn run_stream(g: &mut Guest, cfg: &StreamCfg) -> Result<StreamStats, String>
             drop(m);
             st.received += 1;
             progress = true;
+            if let Some(p) = &cfg.progress {
+                p.store(st.received, roam_shm::sync::Ordering::Relaxed);
+            }
         }
         if target == u64::MAX && last_stop_check.elapsed() > Duration::from_millis(5) {
             last_stop_check = Instant::now();
@@ -475,10 +481,19 @@ pub fn run_stream(g: &mut Guest, cfg: &StreamCfg) -> Result<StreamStats, String>
                     st.sent, st.received
                 ));
             }
-            g.wait(Some(Duration::from_millis(20)))
-                .map_err(|e| format!("guest {id}: wait: {e}"))?;
             g.check_host()
                 .map_err(|e| format!("guest {id}: host: {e}"))?;
+            if host_gone {
+                // Its last messages (if any) were read above.
+                return Err(format!(
+                    "guest {id}: host: peer gone after {} sent, {} echoes verified",
+                    st.sent, st.received
+                ));
+            }
+            host_gone = g
+                .wait(Some(Duration::from_millis(20)))
+                .map_err(|e| format!("guest {id}: wait: {e}"))?
+                == WaitOutcome::PeerGone;
         }
     }
     Ok(st)
@@ -707,7 +722,12 @@ impl EchoHost {
     }
 
     /// Poll until `done()` or `bound` elapses (panics then, with `what`).
-    pub fn run_until(&mut self, what: &str, bound: Duration, mut done: impl FnMut(&mut Self) -> bool) {
+    pub fn run_until(
+        &mut self,
+        what: &str,
+        bound: Duration,
+        mut done: impl FnMut(&mut Self) -> bool,
+    ) {
         let t0 = Instant::now();
         while !done(self) {
             assert!(
