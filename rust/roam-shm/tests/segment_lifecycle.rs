@@ -151,10 +151,21 @@ fn run_guest_thread(
                 Behaviour::BlockedSend => {
                     let payload = vec![7u8; 3000];
                     let mut sent = 0u64;
+                    let mut last_sent = Instant::now();
                     loop {
                         match g.try_send(&payload) {
-                            Ok(()) => sent += 1,
-                            Err(e) if e.is_backpressure() => break,
+                            Ok(()) => {
+                                sent += 1;
+                                last_sent = Instant::now();
+                            }
+                            // Full for good once the host, its own direction full,
+                            // stopped consuming ours.
+                            Err(e) if e.is_backpressure() => {
+                                if last_sent.elapsed() > Duration::from_millis(200) {
+                                    break;
+                                }
+                                let _ = g.wait(Some(Duration::from_millis(10)));
+                            }
                             Err(e) => return format!("try_send #{sent}: {e:?}"),
                         }
                         if sent > 100_000 {
