@@ -45,6 +45,9 @@ impl Default for GuestOptions {
 pub struct Guest {
     seg: Arc<SegmentShared>,
     peer_id: u8,
+    /// Epoch of our peer entry when we claimed it: a different epoch means the host
+    /// evicted us and the entry now belongs to another guest.
+    epoch: u32,
     tx: Tx,
     rx: Rx,
     doorbell: Arc<Doorbell>,
@@ -111,6 +114,7 @@ impl Guest {
         let doorbell = Arc::new(Doorbell::from_fd(doorbell_fd)?);
         let entry = seg.peer(peer_id)?;
         entry.guest_attach_reserved(own_pid())?;
+        let epoch = entry.epoch();
         entry.heartbeat(now_ns());
         let ctl2 = ctl_fd
             .try_clone()
@@ -136,10 +140,11 @@ impl Guest {
             Some(MmapAttachments::new(ctl2)?),
             WakeFlags::new(entry, false),
         );
-        let heartbeat = Self::start_heartbeat(&seg, peer_id);
+        let heartbeat = Self::start_heartbeat(&seg, peer_id, epoch);
         Ok(Guest {
             seg,
             peer_id,
+            epoch,
             tx,
             rx,
             doorbell,
@@ -151,6 +156,7 @@ impl Guest {
     fn start_heartbeat(
         seg: &Arc<SegmentShared>,
         peer_id: u8,
+        epoch: u32,
     ) -> Option<(Arc<AtomicBool>, JoinHandle<()>)> {
         let interval = seg.header().heartbeat_interval;
         if interval == 0 {
@@ -163,8 +169,11 @@ impl Guest {
             .name(format!("roam-heartbeat-{peer_id}"))
             .spawn(move || {
                 while !stop2.load(Ordering::Acquire) {
-                    if let Ok(e) = seg.peer(peer_id) {
-                        e.heartbeat(now_ns());
+                    match seg.peer(peer_id) {
+                        // Never heartbeat for the next owner of the entry after an
+                        // eviction: that would hide its death.
+                        Ok(e) if e.epoch() == epoch => e.heartbeat(now_ns()),
+                        _ => break,
                     }
                     std::thread::park_timeout(period);
                 }
@@ -188,13 +197,22 @@ impl Guest {
         if self.seg.is_truncated() {
             return Err(SessionError::SegmentTruncated);
         }
-        if self.seg.header().host_goodbye() {
-            return Err(SessionError::HostGoodbye);
+        let verdict = if self.seg.header().host_goodbye() {
+            Err(SessionError::HostGoodbye)
+        } else {
+            let entry = self.seg.peer(self.peer_id)?;
+            match entry.state() {
+                // Attached by us, not by the guest that got our entry after an eviction.
+                Ok(PeerState::Attached) if entry.epoch() == self.epoch => Ok(()),
+                _ => Err(SessionError::Evicted),
+            }
+        };
+        // The reads above may have been the first to touch pages lost to a truncation
+        // (they then read zeros, which looks like an eviction): say what happened.
+        if self.seg.is_truncated() {
+            return Err(SessionError::SegmentTruncated);
         }
-        match self.seg.peer(self.peer_id)?.state() {
-            Ok(PeerState::Attached) => Ok(()),
-            _ => Err(SessionError::Evicted),
-        }
+        verdict
     }
 
     /// Send a copy of `payload` without blocking.
@@ -315,8 +333,13 @@ impl Guest {
             h.thread().unpark();
             let _ = h.join();
         }
+        // Only on our own entry: after an eviction the host has reset it (and may have
+        // given it to another guest, whom an unconditional Goodbye would disconnect,
+        // or left it Empty, which an unconditional Goodbye would leak forever).
         if let Ok(e) = self.seg.peer(self.peer_id) {
-            e.goodbye();
+            if e.epoch() == self.epoch {
+                let _ = e.guest_goodbye();
+            }
         }
         let _ = self.doorbell.signal();
     }

@@ -392,6 +392,8 @@ impl Host {
                         gone.push((id, GoneReason::NeverAttached))
                     }
                     Ok(PeerState::Reserved) => {}
+                    // A state no protocol step produces: the guest scribbled on it.
+                    Err(_) => gone.push((id, GoneReason::Corrupt)),
                     _ => gone.push((id, GoneReason::NeverAttached)),
                 }
                 continue;

@@ -397,6 +397,12 @@ impl Tx {
             self.abandon(r.pending);
             return Err(SessionError::from(e).into());
         }
+        // The grant, the slot or this commit may have been the first touch of pages a
+        // truncation took away (they then read and write a private zero page): the
+        // message went nowhere, so do not report success.
+        if self.seg.is_truncated() {
+            return Err(SessionError::SegmentTruncated.into());
+        }
         match r.pending {
             Pending::Slot(h) => self.remember_sent(h),
             // The receiver maps the region itself; bytes are never reused, so the
@@ -607,11 +613,13 @@ impl Rx {
         if self.seg.is_truncated() {
             return Err(SessionError::SegmentTruncated.into());
         }
-        let (off, avail) = match self
-            .ring
-            .try_read_outcome()
-            .map_err(|e| RecvError::Corrupt(e.to_string()))?
-        {
+        let outcome = self.ring.try_read_outcome();
+        // Reading the cursors may have been the first touch of truncated pages (they
+        // read as zeros, i.e. "empty"): report the truncation instead.
+        if self.seg.is_truncated() {
+            return Err(SessionError::SegmentTruncated.into());
+        }
+        let (off, avail) = match outcome.map_err(|e| RecvError::Corrupt(e.to_string()))? {
             ReadOutcome::Data { offset, len } => (offset, len),
             ReadOutcome::Empty => return Ok(None),
             ReadOutcome::EmptyAfterReset => {

@@ -312,6 +312,23 @@ impl PeerEntry {
             .store(PeerState::Goodbye as u32, Ordering::Release);
     }
 
+    /// Guest: say goodbye on its own entry only (CAS Attached→Goodbye). A guest the
+    /// host has already evicted finds its entry Empty (or Reserved/Attached by the
+    /// next guest) and must not touch it; callers also compare the epoch first.
+    pub fn guest_goodbye(&self) -> Result<(), PeerError> {
+        // Success AcqRel (Release as `goodbye`: the guest's last writes are visible to
+        // whoever observes Goodbye), failure Acquire.
+        self.state
+            .compare_exchange(
+                PeerState::Attached as u32,
+                PeerState::Goodbye as u32,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .map(|_| ())
+            .map_err(|v| self.wrong(PeerState::Attached, v))
+    }
+
     /// Host, after recovering the peer (rings zeroed, slots reclaimed): heartbeat =
     /// 0, pid = 0, then state = Empty. The epoch is kept.
     pub fn reset(&self) {
