@@ -6,10 +6,10 @@
 //! mid-stream and the parent, blocked on the doorbell, sees it gone within a bounded
 //! time instead of hanging.
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use roam_shm::bipbuf::BipBuf;
@@ -18,8 +18,8 @@ use roam_shm::mmap::ShmRegion;
 use roam_shm::spsc::SpscRing;
 
 const ROLE_ENV: &str = "ROAM_XPROC_CHILD_ROLE";
-const FD_SHM: RawFd = 210;
-const FD_BELL: RawFd = 211;
+const FD_SHM: RawFd = common::FIRST_CHILD_FD + 10;
+const FD_BELL: RawFd = common::FIRST_CHILD_FD + 11;
 const RING_MESSAGES: u64 = 1_000_000;
 const BIPBUF_RECORDS: u64 = 100_000;
 const RING_CAP: u32 = 4096;
@@ -27,30 +27,10 @@ const BIPBUF_CAP: u32 = 64 * 1024;
 const BOUND: Duration = Duration::from_secs(60);
 
 fn spawn_child(role: &str, fds: &[(BorrowedFd<'_>, RawFd)]) -> Child {
-    let pairs: Vec<(RawFd, RawFd)> = fds.iter().map(|(f, to)| (f.as_raw_fd(), *to)).collect();
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
-        .env(ROLE_ENV, role)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    // SAFETY: runs in the forked child before exec; dup2 is async-signal-safe and the
-    // Vec was built before fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &(from, to) in &pairs {
-                if libc::dup2(from, to) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+    let mut cmd = common::child_command(ROLE_ENV, role);
+    cmd.stdout(Stdio::null());
+    common::pass_fds(&mut cmd, fds);
     cmd.spawn().unwrap()
-}
-
-fn inherited(fd: RawFd) -> OwnedFd {
-    // SAFETY: the parent dup2-ed an open descriptor to this number for us.
-    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 /// The value of ring message `i`: not a plain counter, so a torn or stale read shows.
@@ -116,12 +96,12 @@ fn child_entry() {
     let Ok(role) = std::env::var(ROLE_ENV) else {
         return;
     };
-    let shm = ShmRegion::from_fd(inherited(FD_SHM)).unwrap();
+    let shm = ShmRegion::from_fd(common::inherited(FD_SHM)).unwrap();
     match role.as_str() {
         "ring" => ring_producer(&shm, Some(RING_MESSAGES)),
         "bipbuf" => bipbuf_producer(&shm),
         "ring_forever" => {
-            let _bell = Doorbell::from_fd(inherited(FD_BELL)).unwrap();
+            let _bell = Doorbell::from_fd(common::inherited(FD_BELL)).unwrap();
             ring_producer(&shm, None);
         }
         other => panic!("unknown role {other}"),
