@@ -131,7 +131,11 @@ fn var_pool(c: &mut Criterion) {
     // Falling through an exhausted class to the next one.
     g.bench_function("alloc_free_fallthrough", |b| {
         b.iter_batched(
-            || (0..64).map(|_| raw.alloc(1000, 1).expect("slot")).collect::<Vec<_>>(),
+            || {
+                (0..64)
+                    .map(|_| raw.alloc(1000, 1).expect("slot"))
+                    .collect::<Vec<_>>()
+            },
             |held| {
                 let h = raw.alloc(black_box(1000), 1).expect("16 KiB slot");
                 raw.free(h).expect("free");

@@ -121,8 +121,16 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 1_000_000_000_000, 3).expect("valid histogram bounds")
 }
 
-/// The pinging side: round trips of `len`-byte messages for `warm` (not recorded),
-/// then for `dur`, one round-trip time per sample; then [`STOP`].
+/// Round trips of warm-up at least (besides the warm-up time): the first ones pay
+/// for page faults, connection set-up and the like.
+pub const WARM_MIN: u64 = 200;
+/// Samples a measurement takes at least (it runs past `dur` to get them, up to
+/// 10 x `dur`).
+pub const MIN_SAMPLES: u64 = 200;
+
+/// The pinging side: round trips of `len`-byte messages for `warm` and at least
+/// [`WARM_MIN`] round trips (not recorded), then for `dur` (and at least
+/// [`MIN_SAMPLES`]), one round-trip time per sample; then [`STOP`].
 pub fn ping<E: Endpoint>(
     ep: &mut E,
     len: usize,
@@ -131,23 +139,31 @@ pub fn ping<E: Endpoint>(
     dur: Duration,
 ) -> Result<Histogram<u64>, BoxError> {
     let mut hist = new_histogram();
-    let start = clock.now();
-    let warm_end = start + clock.ticks(warm);
-    let end = warm_end + clock.ticks(dur);
-    let mut prev = clock.now();
     let mut seq = 0u64;
-    loop {
+    let round_trip = |ep: &mut E, seq: u64| -> Result<(), BoxError> {
         ep.send(seq, len)?;
         let got = ep.recv()?;
         if got != seq {
             return Err(format!("ping-pong out of step: sent {seq}, got {got}").into());
         }
+        Ok(())
+    };
+    let t0 = clock.now();
+    let warm_ticks = clock.ticks(warm);
+    while seq < WARM_MIN || clock.now() - t0 < warm_ticks {
+        round_trip(ep, seq)?;
+        seq += 1;
+    }
+    let start = clock.now();
+    let end = start + clock.ticks(dur);
+    let hard_end = start + clock.ticks(dur * 10);
+    let mut prev = start;
+    loop {
+        round_trip(ep, seq)?;
         let now = clock.now();
-        if now >= warm_end {
-            hist.record(now.saturating_sub(prev).max(1))?;
-            if now >= end {
-                break;
-            }
+        hist.record(now.saturating_sub(prev).max(1))?;
+        if (now >= end && hist.len() >= MIN_SAMPLES) || now >= hard_end {
+            break;
         }
         prev = now;
         seq += 1;
@@ -187,8 +203,9 @@ pub struct StreamCount {
     pub secs: f64,
 }
 
-/// The consuming side of a stream: receive for `warm`, then count for `dur`; then
-/// set `stop` and drain until [`STOP`]. The clock is read every few messages only.
+/// The consuming side of a stream: receive for `warm` (and at least [`WARM_MIN`]
+/// messages), then count for `dur`; then set `stop` and drain until [`STOP`]. The
+/// clock is read every few messages only.
 pub fn stream_recv<E: Endpoint>(
     ep: &mut E,
     len: usize,
@@ -202,9 +219,9 @@ pub fn stream_recv<E: Endpoint>(
         65..=4095 => 16,
         _ => 1,
     };
-    let start = clock.now();
-    let warm_end = start + clock.ticks(warm);
-    let end = warm_end + clock.ticks(dur);
+    let t0 = clock.now();
+    let warm_ticks = clock.ticks(warm);
+    let dur_ticks = clock.ticks(dur);
     let mut n = 0u64;
     let mut mark: Option<(u64, u64)> = None;
     let count;
@@ -217,11 +234,11 @@ pub fn stream_recv<E: Endpoint>(
         if n % check == 0 {
             let now = clock.now();
             match mark {
-                None if now >= warm_end => mark = Some((now, n)),
-                Some((t0, n0)) if now >= end => {
+                None if n >= WARM_MIN && now - t0 >= warm_ticks => mark = Some((now, n)),
+                Some((t1, n1)) if now - t1 >= dur_ticks && n - n1 >= MIN_SAMPLES => {
                     count = StreamCount {
-                        msgs: n - n0,
-                        secs: clock.ns(now - t0) / 1e9,
+                        msgs: n - n1,
+                        secs: clock.ns(now - t1) / 1e9,
                     };
                     break;
                 }

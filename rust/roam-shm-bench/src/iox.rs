@@ -96,16 +96,24 @@ impl IoxEp {
 
 impl Endpoint for IoxEp {
     fn send(&mut self, seq: u64, len: usize) -> Result<(), BoxError> {
-        let sample = loop {
-            match self.publisher.loan_slice_uninit(len) {
-                Ok(s) => break s,
-                Err(LoanError::OutOfMemory | LoanError::ExceedsMaxLoans) => self.spin.spin()?,
-                Err(e) => return Err(e.to_string().into()),
+        loop {
+            let sample = loop {
+                match self.publisher.loan_slice_uninit(len) {
+                    Ok(s) => break s,
+                    Err(LoanError::OutOfMemory | LoanError::ExceedsMaxLoans) => self.spin.spin()?,
+                    Err(e) => return Err(e.to_string().into()),
+                }
+            };
+            let sample = sample.write_from_slice(self.src.stamped(len, seq));
+            // The number of subscribers that got it: 0 while the peer's subscriber has
+            // not connected yet (iceoryx2 then drops the sample once that buffer is
+            // full, even when retrying until delivered): send it again.
+            let delivered = sample.send().map_err(|e| format!("iceoryx2 send: {e:?}"))?;
+            if delivered > 0 {
+                return Ok(());
             }
-        };
-        let sample = sample.write_from_slice(self.src.stamped(len, seq));
-        sample.send().map_err(|e| format!("iceoryx2 send: {e:?}"))?;
-        Ok(())
+            self.spin.spin()?;
+        }
     }
 
     fn recv(&mut self) -> Result<u64, BoxError> {

@@ -11,9 +11,9 @@ use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+use crate::report::fmt_ns;
 use crate::rows::{Measure, Mode, Transport, human_bytes};
 use crate::{BoxError, RowResult};
-use crate::report::fmt_ns;
 
 const FONT: &str = "sans-serif";
 const SIZES: &[f64] = &[
@@ -33,7 +33,11 @@ fn register_font() -> Result<(), BoxError> {
         plotters::style::register_font(FONT, FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT)
             .is_ok()
     });
-    if ok { Ok(()) } else { Err("cannot load the embedded font".into()) }
+    if ok {
+        Ok(())
+    } else {
+        Err("cannot load the embedded font".into())
+    }
 }
 
 /// A stable colour per (transport, mode).
@@ -62,16 +66,15 @@ fn series_name(t: Transport, m: Mode) -> String {
     format!("{} · {}", t.label(), m.name())
 }
 
-type Series = BTreeMap<(usize, usize), (String, RGBColor, Vec<(f64, f64)>)>;
+type Series = BTreeMap<(usize, usize), (String, RGBColor, u32, Vec<(f64, f64)>)>;
 
 /// Group points by (transport, mode), keeping plan order stable via indices.
-fn group(
-    results: &[RowResult],
-    measure: Measure,
-    y: &dyn Fn(&RowResult) -> Option<f64>,
-) -> Series {
+fn group(results: &[RowResult], measure: Measure, y: &dyn Fn(&RowResult) -> Option<f64>) -> Series {
     let mut out: Series = BTreeMap::new();
-    for r in results.iter().filter(|r| r.row.measure == measure && r.error.is_none()) {
+    for r in results
+        .iter()
+        .filter(|r| r.row.measure == measure && r.error.is_none())
+    {
         let Some(v) = y(r) else { continue };
         let key = (r.row.transport as usize, r.row.mode as usize);
         out.entry(key)
@@ -79,10 +82,11 @@ fn group(
                 (
                     series_name(r.row.transport, r.row.mode),
                     color(r.row.transport, r.row.mode),
+                    width(r.row.transport),
                     Vec::new(),
                 )
             })
-            .2
+            .3
             .push((r.row.payload as f64, v));
     }
     out
@@ -100,7 +104,10 @@ fn log_range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo / 1.6, hi * 1.6)
 }
 
-fn empty(area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>, title: &str) -> Result<(), BoxError> {
+fn empty(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+) -> Result<(), BoxError> {
     area.draw(&Text::new(
         format!("{title}: no data in this run"),
         (20, 30),
@@ -109,16 +116,21 @@ fn empty(area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>, title: &
     Ok(())
 }
 
-/// Draw the four panels into `path`.
+/// Draw the four panels and a shared legend into `path`.
 pub fn draw(results: &[RowResult], path: &Path) -> Result<(), BoxError> {
     register_font()?;
-    let root = BitMapBackend::new(path, (1800, 1300)).into_drawing_area();
+    let legend = legend_entries(results);
+    let legend_rows = legend.len().div_ceil(LEGEND_COLS) as u32;
+    let legend_h = 24 * legend_rows + 20;
+    let root = BitMapBackend::new(path, (1800, 1250 + legend_h)).into_drawing_area();
     root.fill(&WHITE)?;
     let body = root.titled(
         "roam-shm: one-way latency and throughput (2 processes pinned to 2 CPUs)",
         (FONT, 28),
     )?;
-    let panels = body.split_evenly((2, 2));
+    let (h, _) = (body.dim_in_pixel().1, ());
+    let (panels_area, legend_area) = body.split_vertically(h - legend_h);
+    let panels = panels_area.split_evenly((2, 2));
     percentiles(&panels[0], results)?;
     p50_vs_size(&panels[1], results)?;
     tput_vs_size(
@@ -135,8 +147,44 @@ pub fn draw(results: &[RowResult], path: &Path) -> Result<(), BoxError> {
         &|r| r.tput.map(|t| t.msgs_per_s),
         &|v| crate::report::fmt_rate(*v),
     )?;
+    for (i, (name, c)) in legend.iter().enumerate() {
+        let x = 60 + (i % LEGEND_COLS) as i32 * 580;
+        let y = 12 + (i / LEGEND_COLS) as i32 * 24;
+        legend_area.draw(&PathElement::new(
+            vec![(x, y + 8), (x + 34, y + 8)],
+            c.stroke_width(4),
+        ))?;
+        legend_area.draw(&Circle::new((x + 17, y + 8), 4, c.filled()))?;
+        legend_area.draw(&Text::new(
+            name.clone(),
+            (x + 44, y),
+            (FONT, 17).into_font(),
+        ))?;
+    }
     root.present()?;
     Ok(())
+}
+
+const LEGEND_COLS: usize = 3;
+const FLOOR_COLOR: RGBColor = RGBColor(0, 0, 0);
+
+/// Every series of the run in plan order, with its colour (and the raw floor).
+fn legend_entries(results: &[RowResult]) -> Vec<(String, RGBColor)> {
+    let mut out: Vec<(String, RGBColor)> = vec![(
+        "raw floor (two processes, one shared cache line)".into(),
+        FLOOR_COLOR,
+    )];
+    for r in results.iter().filter(|r| r.error.is_none()) {
+        let name = series_name(r.row.transport, r.row.mode);
+        if !out.iter().any(|(n, _)| *n == name) {
+            out.push((name, color(r.row.transport, r.row.mode)));
+        }
+    }
+    out
+}
+
+fn width(t: Transport) -> u32 {
+    if t.is_roam() { 3 } else { 2 }
 }
 
 fn percentiles(
@@ -182,18 +230,21 @@ fn percentiles(
         .y_desc("one-way latency")
         .label_style((FONT, 14))
         .draw()?;
-    let mut draw_series = |name: String, c: RGBColor, s: crate::Stats, dashed: bool| -> Result<(), BoxError> {
-        let data: Vec<(f64, f64)> = pts(&s).iter().enumerate().map(|(i, v)| (i as f64, *v)).collect();
-        let style = c.stroke_width(if dashed { 1 } else { 2 });
-        chart
-            .draw_series(LineSeries::new(data.clone(), style))?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
-        chart.draw_series(data.iter().map(|p| Circle::new(*p, 3, c.filled())))?;
-        Ok(())
-    };
+    let mut draw_series =
+        |name: String, c: RGBColor, s: crate::Stats, w: u32| -> Result<(), BoxError> {
+            let data: Vec<(f64, f64)> = pts(&s)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as f64, *v))
+                .collect();
+            let style = c.stroke_width(w);
+            let _ = name;
+            chart.draw_series(LineSeries::new(data.clone(), style))?;
+            chart.draw_series(data.iter().map(|p| Circle::new(*p, 3, c.filled())))?;
+            Ok(())
+        };
     if let Some(f) = floor {
-        draw_series("raw floor (shared cache line)".into(), RGBColor(0, 0, 0), f, true)?;
+        draw_series("raw floor".into(), FLOOR_COLOR, f, 2)?;
     }
     for r in &rows {
         if let Some(l) = r.lat {
@@ -201,22 +252,17 @@ fn percentiles(
                 series_name(r.row.transport, r.row.mode),
                 color(r.row.transport, r.row.mode),
                 l,
-                false,
+                width(r.row.transport),
             )?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font((FONT, 13))
-        .draw()?;
     Ok(())
 }
 
 fn size_axis() -> impl plotters::coord::ranged1d::Ranged<ValueType = f64> + ValueFormatter<f64> {
-    (6.0f64..5.6e6f64).log_scale().with_key_points(SIZES.to_vec())
+    (6.0f64..5.6e6f64)
+        .log_scale()
+        .with_key_points(SIZES.to_vec())
 }
 
 fn p50_vs_size(
@@ -225,11 +271,11 @@ fn p50_vs_size(
 ) -> Result<(), BoxError> {
     let title = "One-way p50 latency vs payload size";
     let mut series = group(results, Measure::Latency, &|r| r.lat.map(|l| l.p50));
-    series.retain(|_, s| s.2.len() >= 2);
+    series.retain(|_, s| s.3.len() >= 2);
     if series.is_empty() {
         return empty(area, title);
     }
-    let (lo, hi) = log_range(series.values().flat_map(|s| s.2.iter().map(|p| p.1)));
+    let (lo, hi) = log_range(series.values().flat_map(|s| s.3.iter().map(|p| p.1)));
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 22))
         .margin(12)
@@ -244,20 +290,10 @@ fn p50_vs_size(
         .y_desc("one-way p50")
         .label_style((FONT, 14))
         .draw()?;
-    for (name, c, pts) in series.into_values() {
-        chart
-            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
+    for (_, c, w, pts) in series.into_values() {
+        chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(w)))?;
         chart.draw_series(pts.iter().map(|p| Circle::new(*p, 3, c.filled())))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font((FONT, 13))
-        .draw()?;
     Ok(())
 }
 
@@ -269,11 +305,11 @@ fn tput_vs_size(
     fmt: &dyn Fn(&f64) -> String,
 ) -> Result<(), BoxError> {
     let mut series = group(results, Measure::Throughput, y);
-    series.retain(|_, s| s.2.len() >= 2);
+    series.retain(|_, s| s.3.len() >= 2);
     if series.is_empty() {
         return empty(area, title);
     }
-    let (lo, hi) = log_range(series.values().flat_map(|s| s.2.iter().map(|p| p.1)));
+    let (lo, hi) = log_range(series.values().flat_map(|s| s.3.iter().map(|p| p.1)));
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 22))
         .margin(12)
@@ -287,19 +323,9 @@ fn tput_vs_size(
         .x_desc("payload")
         .label_style((FONT, 14))
         .draw()?;
-    for (name, c, pts) in series.into_values() {
-        chart
-            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
+    for (_, c, w, pts) in series.into_values() {
+        chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(w)))?;
         chart.draw_series(pts.iter().map(|p| Circle::new(*p, 3, c.filled())))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font((FONT, 13))
-        .draw()?;
     Ok(())
 }

@@ -36,14 +36,24 @@ pub struct Environment {
 
 impl Environment {
     /// Look around.
-    pub fn capture(clock: &Clock, quick: bool, iceoryx2: bool, cpus: Option<(usize, usize)>) -> Environment {
+    pub fn capture(
+        clock: &Clock,
+        quick: bool,
+        iceoryx2: bool,
+        cpus: Option<(usize, usize)>,
+    ) -> Environment {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu = cpuinfo
             .lines()
             .find(|l| l.starts_with("model name"))
             .and_then(|l| l.split(':').nth(1))
             .map_or_else(|| "unknown".into(), |s| s.trim().to_string());
-        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default().trim().to_string();
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
         let load = read("/proc/loadavg")
             .split_whitespace()
             .take(3)
@@ -59,7 +69,9 @@ impl Environment {
             quick,
             iceoryx2,
             cpus,
-            git: std::env::var("ROAM_BENCH_GIT").ok().filter(|s| !s.is_empty()),
+            git: std::env::var("ROAM_BENCH_GIT")
+                .ok()
+                .filter(|s| !s.is_empty()),
             nice: "unchanged".into(),
         }
     }
@@ -160,10 +172,16 @@ pub fn one_line(r: &RowResult) -> String {
     }
 }
 
-fn find(results: &[RowResult], m: Measure, t: Transport, mode: Mode, payload: usize) -> Option<&RowResult> {
-    results.iter().find(|r| {
-        r.row == Row::new(m, t, mode, payload) && r.error.is_none()
-    })
+fn find(
+    results: &[RowResult],
+    m: Measure,
+    t: Transport,
+    mode: Mode,
+    payload: usize,
+) -> Option<&RowResult> {
+    results
+        .iter()
+        .find(|r| r.row == Row::new(m, t, mode, payload) && r.error.is_none())
 }
 
 /// Status of one target.
@@ -223,7 +241,11 @@ pub fn targets(results: &[RowResult]) -> Vec<Check> {
                     fmt_ns(r.lat.map_or(0.0, |l| l.p50)),
                     fmt_ns(r.floor_ns().unwrap_or(0.0))
                 ),
-                status: if ratio <= 1.5 { Status::Met } else { Status::Missed },
+                status: if ratio <= 1.5 {
+                    Status::Met
+                } else {
+                    Status::Missed
+                },
             }),
             None => out.push(nm(&target)),
         }
@@ -239,7 +261,10 @@ pub fn targets(results: &[RowResult]) -> Vec<Check> {
         let mut total = 0;
         let mut detail = Vec::new();
         for r in results.iter().filter(|r| {
-            r.row.measure == L && r.row.transport == t && r.row.mode == Mode::Spin && r.error.is_none()
+            r.row.measure == L
+                && r.row.transport == t
+                && r.row.mode == Mode::Spin
+                && r.error.is_none()
         }) {
             let Some(ice) = find(results, L, Transport::Iceoryx2, Mode::Spin, r.row.payload) else {
                 continue;
@@ -266,7 +291,11 @@ pub fn targets(results: &[RowResult]) -> Vec<Check> {
                     "lower at {wins} of {total} sizes (ours ÷ iceoryx2: {})",
                     detail.join(", ")
                 ),
-                status: if wins == total { Status::Met } else { Status::Missed },
+                status: if wins == total {
+                    Status::Met
+                } else {
+                    Status::Missed
+                },
             });
         }
     }
@@ -276,8 +305,16 @@ pub fn targets(results: &[RowResult]) -> Vec<Check> {
     match find(results, T, Transport::RingBatch, Mode::Spin, 64).and_then(|r| r.tput) {
         Some(tp) => out.push(Check {
             target: target.into(),
-            measured: format!("{} ({} GB/s)", fmt_rate(tp.msgs_per_s), fmt_gbps(tp.bytes_per_s)),
-            status: if tp.msgs_per_s >= 100e6 { Status::Met } else { Status::Missed },
+            measured: format!(
+                "{} ({} GB/s)",
+                fmt_rate(tp.msgs_per_s),
+                fmt_gbps(tp.bytes_per_s)
+            ),
+            status: if tp.msgs_per_s >= 100e6 {
+                Status::Met
+            } else {
+                Status::Missed
+            },
         }),
         None => out.push(nm(target)),
     }
@@ -297,7 +334,11 @@ pub fn targets(results: &[RowResult]) -> Vec<Check> {
                     fmt_rate(tp.msgs_per_s),
                     fmt_gbps(tp.memcpy_bytes_per_s)
                 ),
-                status: if tp.bytes_per_s >= 10e9 { Status::Met } else { Status::Missed },
+                status: if tp.bytes_per_s >= 10e9 {
+                    Status::Met
+                } else {
+                    Status::Missed
+                },
             }),
             None => out.push(nm(&target)),
         }
@@ -321,7 +362,11 @@ pub fn targets(results: &[RowResult]) -> Vec<Check> {
                         fmt_ns(ours.p50),
                         fmt_ns(f.p50)
                     ),
-                    status: if ratio <= 2.0 { Status::Met } else { Status::Missed },
+                    status: if ratio <= 2.0 {
+                        Status::Met
+                    } else {
+                        Status::Missed
+                    },
                 });
             }
             _ => out.push(nm(&target)),
@@ -375,17 +420,27 @@ pub fn results_markdown(env: &Environment, results: &[RowResult], elapsed: Durat
     let _ = writeln!(
         s,
         "- {} run, {} rows in {:.0} s, {}",
-        if env.quick { "quick (`--quick`)" } else { "full" },
+        if env.quick {
+            "quick (`--quick`)"
+        } else {
+            "full"
+        },
         results.len(),
         elapsed.as_secs_f64(),
         env.date
     );
-    let _ = writeln!(s, "- CPU: {} ({} online CPUs); kernel {}", env.cpu, env.ncpu, env.kernel);
+    let _ = writeln!(
+        s,
+        "- CPU: {} ({} online CPUs); kernel {}",
+        env.cpu, env.ncpu, env.kernel
+    );
     let _ = writeln!(
         s,
         "- processes pinned to CPUs {}; nice {}; load average at start {}",
         env.cpus
-            .map_or("(not pinned: one CPU)".into(), |(a, b)| format!("{a} and {b}")),
+            .map_or("(not pinned: one CPU)".into(), |(a, b)| format!(
+                "{a} and {b}"
+            )),
         env.nice,
         env.load
     );
@@ -412,10 +467,18 @@ pub fn results_markdown(env: &Environment, results: &[RowResult], elapsed: Durat
     );
     let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
     for r in results.iter().filter(|r| r.row.measure == Measure::Latency) {
-        let (t, m, p) = (r.row.transport.label(), r.row.mode.label(), human_bytes(r.row.payload));
+        let (t, m, p) = (
+            r.row.transport.label(),
+            r.row.mode.label(),
+            human_bytes(r.row.payload),
+        );
         match (&r.error, r.lat) {
             (Some(e), _) => {
-                let _ = writeln!(s, "| {t} | {m} | {p} | failed: {} | | | | | | |", e.replace('|', "/"));
+                let _ = writeln!(
+                    s,
+                    "| {t} | {m} | {p} | failed: {} | | | | | | |",
+                    e.replace('|', "/")
+                );
             }
             (None, Some(l)) => {
                 let _ = writeln!(
@@ -447,11 +510,22 @@ pub fn results_markdown(env: &Environment, results: &[RowResult], elapsed: Durat
         "| transport | mode | payload | msg/s | GB/s | msgs per floor hop | ÷ memcpy | floor p50 (before → after) |"
     );
     let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|");
-    for r in results.iter().filter(|r| r.row.measure == Measure::Throughput) {
-        let (t, m, p) = (r.row.transport.label(), r.row.mode.label(), human_bytes(r.row.payload));
+    for r in results
+        .iter()
+        .filter(|r| r.row.measure == Measure::Throughput)
+    {
+        let (t, m, p) = (
+            r.row.transport.label(),
+            r.row.mode.label(),
+            human_bytes(r.row.payload),
+        );
         match (&r.error, r.tput) {
             (Some(e), _) => {
-                let _ = writeln!(s, "| {t} | {m} | {p} | failed: {} | | | | |", e.replace('|', "/"));
+                let _ = writeln!(
+                    s,
+                    "| {t} | {m} | {p} | failed: {} | | | | |",
+                    e.replace('|', "/")
+                );
             }
             (None, Some(tp)) => {
                 let hop = r.floor_ns().map_or(f64::NAN, |f| tp.msgs_per_s * f / 1e9);

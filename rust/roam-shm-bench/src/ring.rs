@@ -184,9 +184,8 @@ pub unsafe fn batch_consume(
     let mut rx = unsafe { ring.consumer() };
     let mut spin = Spinner::new(deadline);
     let mut buf = vec![[0u64; 8]; 256];
-    let start = clock.now();
-    let warm_end = start + clock.ticks(warm);
-    let end = warm_end + clock.ticks(dur);
+    let t0 = clock.now();
+    let (warm_ticks, dur_ticks) = (clock.ticks(warm), clock.ticks(dur));
     let mut n = 0u64;
     let mut mark: Option<(u64, u64)> = None;
     let count = loop {
@@ -202,11 +201,11 @@ pub unsafe fn batch_consume(
         n += got as u64;
         let now = clock.now();
         match mark {
-            None if now >= warm_end => mark = Some((now, n)),
-            Some((t0, n0)) if now >= end => {
+            None if now - t0 >= warm_ticks => mark = Some((now, n)),
+            Some((t1, n1)) if now - t1 >= dur_ticks => {
                 break StreamCount {
-                    msgs: n - n0,
-                    secs: clock.ns(now - t0) / 1e9,
+                    msgs: n - n1,
+                    secs: clock.ns(now - t1) / 1e9,
                 };
             }
             _ => {}

@@ -251,16 +251,7 @@ pub fn human_bytes(n: usize) -> String {
 }
 
 /// The payload sweep: 8 B to 4 MiB in steps of 8x.
-pub const FULL_SIZES: &[usize] = &[
-    8,
-    64,
-    512,
-    4 << 10,
-    32 << 10,
-    256 << 10,
-    1 << 20,
-    4 << 20,
-];
+pub const FULL_SIZES: &[usize] = &[8, 64, 512, 4 << 10, 32 << 10, 256 << 10, 1 << 20, 4 << 20];
 
 /// The `--quick` sweep.
 pub const QUICK_SIZES: &[usize] = &[8, 4 << 10, 1 << 20];
@@ -272,11 +263,7 @@ pub fn plan(quick: bool, iceoryx2: bool) -> Vec<Row> {
     use Transport::*;
     let sizes = if quick { QUICK_SIZES } else { FULL_SIZES };
     // Blocking modes at a few sizes (their cost is the wake-up, not the bytes).
-    let few: &[usize] = if quick {
-        &[8]
-    } else {
-        &[8, 4 << 10, 1 << 20]
-    };
+    let few: &[usize] = if quick { &[8] } else { &[8, 4 << 10, 1 << 20] };
     let mut rows = Vec::new();
     let sweep = |rows: &mut Vec<Row>, m: Measure, t: Transport, mode: Mode, s: &[usize]| {
         rows.extend(s.iter().map(|&p| Row::new(m, t, mode, p)));
