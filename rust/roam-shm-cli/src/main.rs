@@ -204,7 +204,9 @@ fn main() -> ExitCode {
         Cmd::Host(a) => run_host(&a),
         Cmd::Guest(a) => run_guest(&a),
         Cmd::Demo(a) => demo::run(&a),
-        Cmd::Bench(a) => roam_shm_bench::run(&a, &["bench"]).map_err(Into::into),
+        Cmd::Bench(a) => {
+            roam_shm_bench::run(&a, &["bench"]).map_err(|e| e as Box<dyn std::error::Error>)
+        }
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
