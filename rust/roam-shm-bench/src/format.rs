@@ -7,6 +7,7 @@
 //! the notify costs no syscall unless the receiver sleeps).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use roam_shm::bipbuf::{BipBufRaw, GrantOutcome, ReadOutcome};
@@ -79,6 +80,24 @@ pub struct FormatEp<'c> {
     rx_space: &'c WaitCell,
     src: Source,
     spin: Spinner,
+    /// Prototype of a proposed core change (the `format-cached` rows): keep our own
+    /// cursor locally and a cached copy of the peer's, like `SpscRing` does.
+    cache: Option<Cursors>,
+}
+
+/// Process-local cursor copies of the `format-cached` prototype.
+#[derive(Debug, Default, Clone, Copy)]
+struct Cursors {
+    /// Producer: our `write` (exact) and the last `read` we loaded.
+    write: u32,
+    read_seen: u32,
+    /// Consumer: our `read` (exact) and the last `write` we loaded (frames below it
+    /// are ready without loading `write` again).
+    read: u32,
+    write_seen: u32,
+    /// Whether the copies were loaded (after the first slow-path operation).
+    tx_valid: bool,
+    rx_valid: bool,
 }
 
 impl<'c> FormatEp<'c> {
@@ -90,6 +109,7 @@ impl<'c> FormatEp<'c> {
         mode: Mode,
         max_len: usize,
         deadline: Instant,
+        cached: bool,
     ) -> Result<FormatEp<'c>, BoxError> {
         let g2h = seg.ring(1, true)?;
         let h2g = seg.ring(1, false)?;
@@ -124,7 +144,19 @@ impl<'c> FormatEp<'c> {
             rx_space: ctl.cell(rx_cells.1),
             src: Source::new(max_len),
             spin: Spinner::new(deadline),
+            cache: cached.then(Cursors::default),
         })
+    }
+
+    fn tx_header(&self) -> &roam_shm::bipbuf::BipBufHeader {
+        // SAFETY: the header of a ring of the mapped segment, which `seg` keeps mapped;
+        // its fields are atomics.
+        unsafe { &*self.tx.header_ptr() }
+    }
+
+    fn rx_header(&self) -> &roam_shm::bipbuf::BipBufHeader {
+        // SAFETY: as in tx_header.
+        unsafe { &*self.rx.header_ptr() }
     }
 
     /// Wait step while the ring or the pool is full.
@@ -152,6 +184,27 @@ impl<'c> FormatEp<'c> {
 
     /// Grant `n` ring bytes, waiting for room.
     fn grant(&mut self, n: u32) -> Result<u32, BoxError> {
+        if let Some(c) = self.cache {
+            // With write >= read, [write, capacity) is free whatever the consumer did
+            // since we loaded `read` (it only moves towards `write`; it resets to 0
+            // only after a wrap, which our slow path below sees).
+            if c.tx_valid && c.write >= c.read_seen && self.tx.capacity() - c.write >= n {
+                return Ok(c.write);
+            }
+            let off = self.grant_slow(n)?;
+            // Acquire: pairs with the consumer's Release store of `read`.
+            let read_seen = self.tx_header().read.load(Ordering::Acquire);
+            if let Some(c) = &mut self.cache {
+                c.write = off;
+                c.read_seen = read_seen;
+                c.tx_valid = true;
+            }
+            return Ok(off);
+        }
+        self.grant_slow(n)
+    }
+
+    fn grant_slow(&mut self, n: u32) -> Result<u32, BoxError> {
         loop {
             let e = self.space_seq();
             match self.tx.try_grant_outcome(n)? {
@@ -180,6 +233,41 @@ impl<'c> FormatEp<'c> {
 
     /// Consume one frame if there is one.
     fn try_recv(&mut self) -> Result<Option<u64>, BoxError> {
+        if let Some(c) = self.cache.filter(|c| c.rx_valid) {
+            if c.read < c.write_seen {
+                // Frames we already know are committed (no wrap in between: the
+                // producer only wraps once we moved past them... and we have not).
+                return self.consume(c.read, c.write_seen - c.read).map(Some);
+            }
+            // Acquire: pairs with the producer's Release store of `write`.
+            let w = self.rx_header().write.load(Ordering::Acquire);
+            if w == c.read {
+                // Nothing new (a post-wrap `write` is always below `read`).
+                return Ok(None);
+            }
+            if w > c.read && w <= self.rx.capacity() {
+                // No wrap in progress: the frames are [read, write).
+                let r = c.read;
+                if let Some(c) = &mut self.cache {
+                    c.write_seen = w;
+                }
+                return self.consume(r, w - r).map(Some);
+            }
+        }
+        let got = self.try_recv_slow()?;
+        if self.cache.is_some() {
+            // Relaxed: our own cursor, stored by this thread.
+            let r = self.rx_header().read.load(Ordering::Relaxed);
+            if let Some(c) = &mut self.cache {
+                c.read = r;
+                c.write_seen = r;
+                c.rx_valid = true;
+            }
+        }
+        Ok(got)
+    }
+
+    fn try_recv_slow(&mut self) -> Result<Option<u64>, BoxError> {
         let (off, avail) = match self.rx.try_read_outcome()? {
             ReadOutcome::Data { offset, len } => (offset, len),
             ReadOutcome::Empty => return Ok(None),
@@ -190,8 +278,13 @@ impl<'c> FormatEp<'c> {
                 return Ok(None);
             }
         };
+        self.consume(off, avail).map(Some)
+    }
+
+    /// Decode, use and release the frame at `off` (`avail` readable bytes).
+    fn consume(&mut self, off: u32, avail: u32) -> Result<u64, BoxError> {
         // SAFETY: [off, off + avail) is committed data the consumer owns until
-        // released (BipBufRaw checked it against the capacity).
+        // released (BipBufRaw or the cached fast path checked it against the capacity).
         let bytes = unsafe {
             std::slice::from_raw_parts(self.rx.data_ptr().add(off as usize), avail as usize)
         };
@@ -234,11 +327,20 @@ impl<'c> FormatEp<'c> {
             }
             Frame::MmapRef { .. } => return Err("unexpected mmap-ref frame".into()),
         };
-        self.rx.release(consumed as u32)?;
+        match &mut self.cache {
+            Some(c) if c.rx_valid && off == c.read => {
+                c.read += consumed as u32;
+                let r = c.read;
+                // Release: our reads of the frame happen-before the producer reuses
+                // its bytes (the store BipBufRaw::release makes without a wrap).
+                self.rx_header().read.store(r, Ordering::Release);
+            }
+            _ => self.rx.release(consumed as u32)?,
+        }
         if matches!(self.wait, Wait::Cell(_)) {
             self.rx_space.notify();
         }
-        Ok(Some(seq))
+        Ok(seq)
     }
 }
 
@@ -282,7 +384,16 @@ impl Endpoint for FormatEp<'_> {
             };
             frame::encode_slot_ref(entry, h.class_idx, h.extent_idx, h.slot_idx, h.generation)?;
         }
-        self.tx.commit(entry_len)?;
+        match &mut self.cache {
+            Some(c) => {
+                c.write += entry_len;
+                let w = c.write;
+                // Release: publishes the frame to the consumer's Acquire load of
+                // `write` (the same store BipBufRaw::commit makes).
+                self.tx_header().write.store(w, Ordering::Release);
+            }
+            None => self.tx.commit(entry_len)?,
+        }
         if matches!(self.wait, Wait::Cell(_)) {
             self.tx_data.notify();
         }

@@ -550,7 +550,7 @@ fn run_xproc(ctx: &Ctx<'_>, row: &Row, tag: usize) -> Result<RowResult, BoxError
             Prepared::None
         }
         Transport::Futex => Prepared::None,
-        Transport::Format => {
+        Transport::Format | Transport::FormatCached => {
             let seg = roam_shm::segment::shared::SegmentShared::create(
                 &format::bench_config(),
                 &roam_shm::segment::shared::SegmentBacking::Anonymous,
@@ -630,8 +630,9 @@ fn run_xproc(ctx: &Ctx<'_>, row: &Row, tag: usize) -> Result<RowResult, BoxError
             }
         },
         Prepared::Format(seg) => {
+            let cached = row.transport == Transport::FormatCached;
             let mut ep =
-                format::FormatEp::new(seg, &ctl, Side::A, row.mode, row.payload, deadline)?;
+                format::FormatEp::new(seg, &ctl, Side::A, row.mode, row.payload, deadline, cached)?;
             Box::new(move || body_a(ctx, row, &mut ep, stop))
         }
         Prepared::Session(mut host, path) => {
@@ -700,7 +701,7 @@ fn child_main(args: &BenchArgs, spec: &str) -> Result<(), BoxError> {
             let mut ep = FutexEp::new(&ctl.block().futex.0, Side::B, deadline);
             child_phases(&ctl, deadline, &mut || body_b(&row, &mut ep, stop))
         }
-        Transport::Format => {
+        Transport::Format | Transport::FormatCached => {
             let seg = roam_shm::segment::shared::SegmentShared::open(Some(fd(0)?), None)?;
             let mut ep = format::FormatEp::new(
                 Arc::new(seg),
@@ -709,6 +710,7 @@ fn child_main(args: &BenchArgs, spec: &str) -> Result<(), BoxError> {
                 row.mode,
                 row.payload,
                 deadline,
+                row.transport == Transport::FormatCached,
             )?;
             child_phases(&ctl, deadline, &mut || body_b(&row, &mut ep, stop))
         }
@@ -716,7 +718,7 @@ fn child_main(args: &BenchArgs, spec: &str) -> Result<(), BoxError> {
             let path = args.peer_arg.as_deref().ok_or("--peer-arg missing")?;
             let guest = session::guest_connect(std::path::Path::new(path))?;
             let mut ep = session::SessionEp::new(
-                session::Side::Guest(guest),
+                session::Side::Guest(Box::new(guest)),
                 row.mode,
                 row.payload,
                 deadline,

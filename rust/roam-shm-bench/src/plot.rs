@@ -48,6 +48,7 @@ fn color(t: Transport, m: Mode) -> RGBColor {
         (Format, Spin) => RGBColor(0, 114, 178),
         (Format, Wait) => RGBColor(86, 180, 233),
         (Format, Wake) => RGBColor(0, 158, 115),
+        (FormatCached, _) => RGBColor(0, 200, 220),
         (Session, Spin) => RGBColor(213, 94, 0),
         (Session, Doorbell) => RGBColor(230, 159, 0),
         (Ring, _) | (RingBatch, _) => RGBColor(0, 60, 120),

@@ -24,6 +24,10 @@ pub enum Transport {
     /// roam v7 frames over the segment's BipBuffers and slot pool, without the
     /// doorbell: inline up to the inline threshold, slot-ref above.
     Format,
+    /// [`Format`](Self::Format) with process-local cursors (a prototype of a proposed
+    /// core change: the BipBuffer producer keeps its `write` and a cached `read`, the
+    /// consumer its `read`, as `SpscRing` does; the bytes in shared memory are the same).
+    FormatCached,
     /// The session layer: `Host`/`Guest` links (`Tx::reserve_raw`/`commit_reserved`,
     /// `Rx::try_recv_raw`/`release`), doorbell rung on every commit and release.
     Session,
@@ -77,6 +81,7 @@ const TRANSPORTS: &[(Transport, &str)] = &[
     (Transport::Ring, "ring"),
     (Transport::RingBatch, "ring-batch"),
     (Transport::Format, "format"),
+    (Transport::FormatCached, "format-cached"),
     (Transport::Session, "session"),
     (Transport::Futex, "futex"),
     (Transport::Uds, "uds"),
@@ -110,6 +115,7 @@ impl Transport {
             Transport::Ring => "roam SpscRing (memfd)",
             Transport::RingBatch => "roam SpscRing, batches of 64",
             Transport::Format => "roam v7 frames, no doorbell",
+            Transport::FormatCached => "v7 frames, cached cursors (prototype)",
             Transport::Session => "roam session (Tx/Rx)",
             Transport::Futex => "bare futex",
             Transport::Uds => "Unix socket",
@@ -136,6 +142,7 @@ impl Transport {
             Transport::Ring
                 | Transport::RingBatch
                 | Transport::Format
+                | Transport::FormatCached
                 | Transport::Session
                 | Transport::InprocRoam
         )
@@ -272,6 +279,7 @@ pub fn plan(quick: bool, iceoryx2: bool) -> Vec<Row> {
     // Latency.
     sweep(&mut rows, L, Ring, Spin, &[8]);
     sweep(&mut rows, L, Format, Spin, sizes);
+    sweep(&mut rows, L, FormatCached, Spin, &[8, 64]);
     sweep(&mut rows, L, Session, Spin, sizes);
     if iceoryx2 {
         sweep(&mut rows, L, Iceoryx2, Spin, sizes);
@@ -290,6 +298,7 @@ pub fn plan(quick: bool, iceoryx2: bool) -> Vec<Row> {
     sweep(&mut rows, T, RingBatch, Spin, &[64]);
     sweep(&mut rows, T, Ring, Spin, &[8]);
     sweep(&mut rows, T, Format, Spin, sizes);
+    sweep(&mut rows, T, FormatCached, Spin, &[8, 64]);
     sweep(&mut rows, T, Format, Wait, few);
     sweep(&mut rows, T, Session, Spin, sizes);
     sweep(&mut rows, T, Session, Doorbell, few);

@@ -60,7 +60,7 @@ pub enum Side {
     /// The parent.
     Host(Host, u8),
     /// The child.
-    Guest(Guest),
+    Guest(Box<Guest>),
 }
 
 /// One side of a session link.
