@@ -61,3 +61,11 @@ pub fn single_cpu() -> bool {
     // SAFETY: sysconf has no memory preconditions.
     *ONE.get_or_init(|| unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) } < 2)
 }
+
+/// Allow the calling thread on every online CPU.
+pub fn unpin_all() {
+    // SAFETY: sysconf has no memory preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+    let cpus: Vec<usize> = (0..n.min(libc::CPU_SETSIZE as usize)).collect();
+    unpin(&cpus);
+}

@@ -126,6 +126,7 @@ impl Ctl {
 pub struct ChildProc {
     child: Child,
     stderr: Option<JoinHandle<String>>,
+    watch_stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What the child is told on its command line.
@@ -186,6 +187,31 @@ impl ChildProc {
             set_cloexec(fd, true)?;
         }
         let mut child = spawned?;
+        // Watch the child: once it has exited (a zombie, or gone), spinners waiting
+        // for it give up at their next check.
+        crate::endpoint::PEER_GONE.store(false, Ordering::Relaxed);
+        let pid = child.id();
+        let watch_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = watch_stop.clone();
+        std::thread::spawn(move || {
+            // This thread inherited the parent's pinning (and SCHED_FIFO under
+            // --realtime): on the parent's CPU it would never run while the parent
+            // spins, so let it run anywhere.
+            crate::affinity::unpin_all();
+            let path = format!("/proc/{pid}/stat");
+            // Relaxed: flags only.
+            while !stop2.load(Ordering::Relaxed) {
+                let state = std::fs::read_to_string(&path).ok().and_then(|s| {
+                    s.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.trim_start().chars().next())
+                });
+                if matches!(state, None | Some('Z') | Some('X')) {
+                    crate::endpoint::PEER_GONE.store(true, Ordering::Relaxed);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
         let mut err = child.stderr.take().ok_or("child stderr not piped")?;
         let stderr = std::thread::spawn(move || {
             let mut s = String::new();
@@ -195,6 +221,7 @@ impl ChildProc {
         Ok(ChildProc {
             child,
             stderr: Some(stderr),
+            watch_stop,
         })
     }
 
@@ -238,6 +265,8 @@ impl ChildProc {
 
 impl Drop for ChildProc {
     fn drop(&mut self) {
+        // Relaxed: a flag only.
+        self.watch_stop.store(true, Ordering::Relaxed);
         // Only reached on an error path (finish consumes self): do not leave a spinning
         // child behind.
         if let Ok(None) = self.child.try_wait() {

@@ -9,13 +9,18 @@
 //! serialises into the buffer would), the receiver reads the sequence number and
 //! checks it. [`STOP`] ends a loop.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
 use crate::BoxError;
 use crate::clock::Clock;
+
+/// Set (by the parent's watcher of the child process) when the peer process has
+/// exited: spinners then fail at their next check instead of waiting for their
+/// deadline.
+pub static PEER_GONE: AtomicBool = AtomicBool::new(false);
 
 /// The sequence number that ends a ping-pong or a stream.
 pub const STOP: u64 = u64::MAX;
@@ -62,6 +67,10 @@ impl Spinner {
     /// The deadline check alone (for loops that block in the kernel).
     #[cold]
     pub fn check(&mut self) -> Result<(), BoxError> {
+        // Relaxed: a flag set by the watcher thread; nothing else is published with it.
+        if PEER_GONE.load(Ordering::Relaxed) {
+            return Err("the peer process exited".into());
+        }
         if Instant::now() > self.deadline {
             return Err("peer stalled: no progress before the row's deadline".into());
         }

@@ -660,7 +660,17 @@ fn run_xproc(ctx: &Ctx<'_>, row: &Row, tag: usize) -> Result<RowResult, BoxError
     ctl.barrier(1, deadline, &mut alive)?;
     let pre = floor_ping(ctx, &b.floor_pre.0, deadline)?;
     ctl.barrier(2, deadline, &mut alive)?;
-    let m = body()?;
+    let m = match body() {
+        Ok(m) => m,
+        Err(e) => {
+            drop(body);
+            let why = child
+                .finish(Duration::from_secs(2))
+                .err()
+                .map_or(String::new(), |c| format!(" ({c})"));
+            return Err(format!("{e}{why}").into());
+        }
+    };
     ctl.barrier(3, deadline, &mut alive)?;
     let post = floor_ping(ctx, &b.floor_post.0, deadline)?;
     drop(body);
