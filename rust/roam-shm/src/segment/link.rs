@@ -280,10 +280,10 @@ impl Tx {
                     // Every slot that fits is in flight. Waiting for one can deadlock
                     // request/response peers that each hold slots while waiting for
                     // the other (roam returns WouldBlock here); a mapping always works.
-                    None => Pending::Mmap(self.mmap.alloc(len)?),
+                    None => Pending::Mmap(self.alloc_mmap(len)?),
                 }
             }
-            Route::MmapRef => Pending::Mmap(self.mmap.alloc(len)?),
+            Route::MmapRef => Pending::Mmap(self.alloc_mmap(len)?),
         };
         let entry_len = match pending {
             Pending::Inline => frame::inline_entry_len(len).map_err(SessionError::Frame)?,
@@ -411,6 +411,21 @@ impl Tx {
             Pending::Inline => {}
         }
         self.notify()
+    }
+
+    /// Room for a payload in a mapped region. A full control socket (the receiver
+    /// has not yet taken the previous regions' descriptors) is backpressure, like a
+    /// full ring: nothing was allocated, and the receiver drains the socket as it
+    /// reads the frames that reference those regions.
+    fn alloc_mmap(&mut self, len: usize) -> Result<MmapAlloc, SendError> {
+        match self.mmap.alloc(len) {
+            Ok(a) => Ok(a),
+            Err(super::mmap_ctrl::MmapCtrlError::WouldBlock) => {
+                self.last_full_read = Some(self.ring.load_read());
+                Err(SendError::Full)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Return the payload storage of a send that will not be committed.
