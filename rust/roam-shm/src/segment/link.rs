@@ -424,6 +424,8 @@ impl Tx {
                 self.last_full_read = Some(self.ring.load_read());
                 Err(SendError::Full)
             }
+            // The receiver's end of the control socket is gone with its process.
+            Err(super::mmap_ctrl::MmapCtrlError::PeerClosed) => Err(SendError::PeerGone),
             Err(e) => Err(e.into()),
         }
     }
