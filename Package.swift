@@ -91,9 +91,21 @@ let package = Package(
             path: "bindings/swift/Sources/RoamShm",
             linkerSettings: roamShmLinker
         ),
+        // Test-only (no product): payloads shared with the Rust CLI, and a Swift
+        // guest in its own process for the cross-process tests.
+        .target(
+            name: "RoamShmTestSupport",
+            dependencies: ["RoamShm"],
+            path: "bindings/swift/Tests/Support"
+        ),
+        .executableTarget(
+            name: "roam-shm-swift-peer",
+            dependencies: ["RoamShm", "RoamShmTestSupport"],
+            path: "bindings/swift/Tests/Peer"
+        ),
         .testTarget(
             name: "RoamShmTests",
-            dependencies: ["RoamShm"],
+            dependencies: ["RoamShm", "RoamShmTestSupport", "roam-shm-swift-peer"],
             path: "bindings/swift/Tests/RoamShmTests"
         ),
     ]

@@ -37,7 +37,7 @@ extension SegmentConfig {
 
 extension SegmentInfo {
     /// Map the segment file at `path` (e.g. `/dev/shm/NAME`, or a host's
-    /// ``Host/segmentPath``) and snapshot its header, peer table and slot usage.
+    /// ``RoamHost/segmentPath``) and snapshot its header, peer table and slot usage.
     /// Nothing is written to the segment.
     ///
     /// - Throws: ``RoamError/InvalidArgument(message:)`` for an empty path,

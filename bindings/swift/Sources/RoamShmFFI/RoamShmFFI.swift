@@ -625,6 +625,192 @@ fileprivate struct FfiConverterDuration: FfiConverterRustBuffer {
 }
 
 
+
+
+/**
+ * A host or guest created by the control plane, not yet adopted by Swift.
+ */
+public protocol NativeSessionProtocol: AnyObject, Sendable {
+    
+    /**
+     * Whether this is a host (else a guest).
+     */
+    func isHost()  -> Bool
+    
+    /**
+     * Guest: the peer id the host assigned (1...255).
+     */
+    func peerId()  -> UInt8?
+    
+    /**
+     * Host: the path guests (including roam 7.x ones) open to map the segment.
+     */
+    func segmentPath()  -> String?
+    
+    /**
+     * Give up ownership of the C handle and return its address (a `RoamHost*` for
+     * a host, a `RoamGuest*` for a guest). The caller must eventually pass it to
+     * `roam_host_destroy` / `roam_guest_destroy`. Throws `RoamError.Released` if
+     * it was already taken.
+     */
+    func takeHandle() throws  -> UInt64
+    
+}
+/**
+ * A host or guest created by the control plane, not yet adopted by Swift.
+ */
+open class NativeSession: NativeSessionProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_roam_shm_swift_fn_clone_nativesession(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_roam_shm_swift_fn_free_nativesession(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Whether this is a host (else a guest).
+     */
+open func isHost() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_roam_shm_swift_fn_method_nativesession_is_host(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Guest: the peer id the host assigned (1...255).
+     */
+open func peerId() -> UInt8?  {
+    return try!  FfiConverterOptionUInt8.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_roam_shm_swift_fn_method_nativesession_peer_id(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Host: the path guests (including roam 7.x ones) open to map the segment.
+     */
+open func segmentPath() -> String?  {
+    return try!  FfiConverterOptionString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_roam_shm_swift_fn_method_nativesession_segment_path(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Give up ownership of the C handle and return its address (a `RoamHost*` for
+     * a host, a `RoamGuest*` for a guest). The caller must eventually pass it to
+     * `roam_host_destroy` / `roam_guest_destroy`. Throws `RoamError.Released` if
+     * it was already taken.
+     */
+open func takeHandle()throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeRoamError_lift) {
+        uniffiCallStatus in
+    uniffi_roam_shm_swift_fn_method_nativesession_take_handle(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeNativeSession: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = NativeSession
+
+    public static func lift(_ handle: UInt64) throws -> NativeSession {
+        return NativeSession(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: NativeSession) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NativeSession {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: NativeSession, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNativeSession_lift(_ handle: UInt64) throws -> NativeSession {
+    return try FfiConverterTypeNativeSession.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNativeSession_lower(_ value: NativeSession) -> UInt64 {
+    return FfiConverterTypeNativeSession.lower(value)
+}
+
+
+
+
 /**
  * One entry of the peer table.
  */
@@ -1474,6 +1660,14 @@ enum RoamError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */max: UInt32
     )
     /**
+     * The peer broke the wire protocol (bootstrap frame, descriptors, peer id).
+     */
+    case Protocol(
+        /**
+         * What was wrong.
+         */message: String
+    )
+    /**
      * The peer wrote invalid data; this link cannot be trusted any more.
      */
     case Corrupt(
@@ -1493,6 +1687,15 @@ enum RoamError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
      * The message (or reservation) was already released; its bytes are gone.
      */
     case Released
+    /**
+     * The call is not valid in the session's current state (e.g. accepting
+     * before listening).
+     */
+    case InvalidState(
+        /**
+         * Why.
+         */message: String
+    )
     /**
      * The session was closed; its handle is gone.
      */
@@ -1567,14 +1770,20 @@ public struct FfiConverterTypeRoamError: FfiConverterRustBuffer {
             len: try FfiConverterUInt64.read(from: &buf), 
             max: try FfiConverterUInt32.read(from: &buf)
             )
-        case 15: return .Corrupt(
+        case 15: return .Protocol(
             message: try FfiConverterString.read(from: &buf)
             )
-        case 16: return .ReservationPending
-        case 17: return .MessageHeld
-        case 18: return .Released
-        case 19: return .Closed
-        case 20: return .Internal(
+        case 16: return .Corrupt(
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 17: return .ReservationPending
+        case 18: return .MessageHeld
+        case 19: return .Released
+        case 20: return .InvalidState(
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 21: return .Closed
+        case 22: return .Internal(
             message: try FfiConverterString.read(from: &buf)
             )
 
@@ -1656,29 +1865,39 @@ public struct FfiConverterTypeRoamError: FfiConverterRustBuffer {
             FfiConverterUInt32.write(max, into: &buf)
             
         
-        case let .Corrupt(message):
+        case let .Protocol(message):
             writeInt(&buf, Int32(15))
             FfiConverterString.write(message, into: &buf)
             
         
-        case .ReservationPending:
+        case let .Corrupt(message):
             writeInt(&buf, Int32(16))
+            FfiConverterString.write(message, into: &buf)
+            
         
-        
-        case .MessageHeld:
+        case .ReservationPending:
             writeInt(&buf, Int32(17))
         
         
-        case .Released:
+        case .MessageHeld:
             writeInt(&buf, Int32(18))
         
         
-        case .Closed:
+        case .Released:
             writeInt(&buf, Int32(19))
         
         
-        case let .Internal(message):
+        case let .InvalidState(message):
             writeInt(&buf, Int32(20))
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case .Closed:
+            writeInt(&buf, Int32(21))
+        
+        
+        case let .Internal(message):
+            writeInt(&buf, Int32(22))
             FfiConverterString.write(message, into: &buf)
             
         }
@@ -1703,6 +1922,30 @@ public func FfiConverterTypeRoamError_lower(_ value: RoamError) -> RustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionUInt8: FfiConverterRustBuffer {
+    typealias SwiftType = UInt8?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt8.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt8.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionInt32: FfiConverterRustBuffer {
     typealias SwiftType = Int32?
 
@@ -1719,6 +1962,30 @@ fileprivate struct FfiConverterOptionInt32: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterInt32.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
+    typealias SwiftType = String?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterString.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterString.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -1892,6 +2159,53 @@ public func inspectSegment(path: String)throws  -> SegmentInfo  {
     )
 })
 }
+/**
+ * Connect to the host listening at `socket_path`: bootstrap handshake, map the
+ * segment, claim a peer entry. `timeout` bounds the handshake (zero: 5 s).
+ *
+ * Throws `Io` (e.g. no such socket), `Rejected` (the host refused, e.g. it is
+ * full), `Protocol`, `BadSegment`, `PeerGone`.
+ */
+public func connectGuest(socketPath: String, timeout: TimeInterval)throws  -> NativeSession  {
+    return try  FfiConverterTypeNativeSession_lift(try rustCallWithError(FfiConverterTypeRoamError_lift) {
+        uniffiCallStatus in
+    uniffi_roam_shm_swift_fn_func_connect_guest(
+        FfiConverterString.lower(socketPath),
+        FfiConverterDuration.lower(timeout),uniffiCallStatus
+    )
+})
+}
+/**
+ * Create a segment and a host for it. `segment_path` `nil` backs the segment with
+ * an anonymous memfd (roam-shm guests only); a path such as `/dev/shm/NAME` (which
+ * must not exist) creates that file, removed when the host is destroyed (roam 7.x
+ * guests need a file). With `socket_path`, the host also listens there.
+ *
+ * Throws `InvalidConfig` (naming the rule), `InvalidArgument`, `Io`.
+ */
+public func createHost(config: SegmentConfig, segmentPath: String?, socketPath: String?)throws  -> NativeSession  {
+    return try  FfiConverterTypeNativeSession_lift(try rustCallWithError(FfiConverterTypeRoamError_lift) {
+        uniffiCallStatus in
+    uniffi_roam_shm_swift_fn_func_create_host(
+        FfiConverterTypeSegmentConfig_lower(config),
+        FfiConverterOptionString.lower(segmentPath),
+        FfiConverterOptionString.lower(socketPath),uniffiCallStatus
+    )
+})
+}
+/**
+ * The [`RoamError`] for a C ABI status code and its last-error message (the Swift
+ * hot path calls this for the statuses it does not map itself).
+ */
+public func errorForStatus(status: Int32, message: String) -> RoamError  {
+    return try!  FfiConverterTypeRoamError_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_roam_shm_swift_fn_func_error_for_status(
+        FfiConverterInt32.lower(status),
+        FfiConverterString.lower(message),uniffiCallStatus
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -1924,6 +2238,27 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_roam_shm_swift_checksum_func_inspect_segment() != 14243) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_roam_shm_swift_checksum_func_connect_guest() != 28282) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_roam_shm_swift_checksum_func_create_host() != 28670) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_roam_shm_swift_checksum_func_error_for_status() != 46381) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_roam_shm_swift_checksum_method_nativesession_is_host() != 15641) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_roam_shm_swift_checksum_method_nativesession_peer_id() != 2170) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_roam_shm_swift_checksum_method_nativesession_segment_path() != 30592) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_roam_shm_swift_checksum_method_nativesession_take_handle() != 20961) {
         return InitializationResult.apiChecksumMismatch
     }
 

@@ -16,10 +16,16 @@
 mod config;
 mod error;
 mod inspect;
+mod session;
 
 pub use config::{SegmentConfig, SegmentLayout, SizeClass};
 pub use error::RoamError;
 pub use inspect::{PeerInfo, PeerState, SegmentInfo, SlotClassUsage};
+pub use session::NativeSession;
+
+// Referencing the crate is what makes its `#[no_mangle]` C functions part of this
+// staticlib; a Cargo dependency alone would silently drop them.
+pub use roam_shm_ffi;
 
 uniffi::setup_scaffolding!();
 

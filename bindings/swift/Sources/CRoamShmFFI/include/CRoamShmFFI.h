@@ -243,6 +243,36 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_CLONE_NATIVESESSION
+#define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_CLONE_NATIVESESSION
+uint64_t uniffi_roam_shm_swift_fn_clone_nativesession(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_FREE_NATIVESESSION
+#define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_FREE_NATIVESESSION
+void uniffi_roam_shm_swift_fn_free_nativesession(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_METHOD_NATIVESESSION_IS_HOST
+#define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_METHOD_NATIVESESSION_IS_HOST
+int8_t uniffi_roam_shm_swift_fn_method_nativesession_is_host(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_METHOD_NATIVESESSION_PEER_ID
+#define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_METHOD_NATIVESESSION_PEER_ID
+RustBuffer uniffi_roam_shm_swift_fn_method_nativesession_peer_id(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_METHOD_NATIVESESSION_SEGMENT_PATH
+#define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_METHOD_NATIVESESSION_SEGMENT_PATH
+RustBuffer uniffi_roam_shm_swift_fn_method_nativesession_segment_path(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_METHOD_NATIVESESSION_TAKE_HANDLE
+#define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_METHOD_NATIVESESSION_TAKE_HANDLE
+uint64_t uniffi_roam_shm_swift_fn_method_nativesession_take_handle(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_FUNC_LIBRARY_VERSION
 #define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_FUNC_LIBRARY_VERSION
 RustBuffer uniffi_roam_shm_swift_fn_func_library_version(RustCallStatus *_Nonnull out_status
@@ -274,6 +304,21 @@ RustBuffer uniffi_roam_shm_swift_fn_func_segment_layout(RustBuffer config, RustC
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_FUNC_INSPECT_SEGMENT
 #define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_FUNC_INSPECT_SEGMENT
 RustBuffer uniffi_roam_shm_swift_fn_func_inspect_segment(RustBuffer path, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_FUNC_CONNECT_GUEST
+#define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_FUNC_CONNECT_GUEST
+uint64_t uniffi_roam_shm_swift_fn_func_connect_guest(RustBuffer socket_path, RustBuffer timeout, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_FUNC_CREATE_HOST
+#define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_FUNC_CREATE_HOST
+uint64_t uniffi_roam_shm_swift_fn_func_create_host(RustBuffer config, RustBuffer segment_path, RustBuffer socket_path, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_FUNC_ERROR_FOR_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_FN_FUNC_ERROR_FOR_STATUS
+RustBuffer uniffi_roam_shm_swift_fn_func_error_for_status(int32_t status, RustBuffer message, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_ROAM_SHM_SWIFT_RUSTBUFFER_ALLOC
@@ -569,6 +614,48 @@ uint16_t uniffi_roam_shm_swift_checksum_func_segment_layout(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_CHECKSUM_FUNC_INSPECT_SEGMENT
 #define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_CHECKSUM_FUNC_INSPECT_SEGMENT
 uint16_t uniffi_roam_shm_swift_checksum_func_inspect_segment(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_CHECKSUM_FUNC_CONNECT_GUEST
+#define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_CHECKSUM_FUNC_CONNECT_GUEST
+uint16_t uniffi_roam_shm_swift_checksum_func_connect_guest(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_CHECKSUM_FUNC_CREATE_HOST
+#define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_CHECKSUM_FUNC_CREATE_HOST
+uint16_t uniffi_roam_shm_swift_checksum_func_create_host(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_CHECKSUM_FUNC_ERROR_FOR_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_CHECKSUM_FUNC_ERROR_FOR_STATUS
+uint16_t uniffi_roam_shm_swift_checksum_func_error_for_status(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_CHECKSUM_METHOD_NATIVESESSION_IS_HOST
+#define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_CHECKSUM_METHOD_NATIVESESSION_IS_HOST
+uint16_t uniffi_roam_shm_swift_checksum_method_nativesession_is_host(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_CHECKSUM_METHOD_NATIVESESSION_PEER_ID
+#define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_CHECKSUM_METHOD_NATIVESESSION_PEER_ID
+uint16_t uniffi_roam_shm_swift_checksum_method_nativesession_peer_id(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_CHECKSUM_METHOD_NATIVESESSION_SEGMENT_PATH
+#define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_CHECKSUM_METHOD_NATIVESESSION_SEGMENT_PATH
+uint16_t uniffi_roam_shm_swift_checksum_method_nativesession_segment_path(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_CHECKSUM_METHOD_NATIVESESSION_TAKE_HANDLE
+#define UNIFFI_FFIDEF_UNIFFI_ROAM_SHM_SWIFT_CHECKSUM_METHOD_NATIVESESSION_TAKE_HANDLE
+uint16_t uniffi_roam_shm_swift_checksum_method_nativesession_take_handle(void
     
 );
 #endif
