@@ -127,20 +127,14 @@ let package = Package(
     targets: [.executableTarget(name: "consumer", dependencies: [.product(name: "RoamShm", package: "roam-shm")])]
 )
 EOF
-  cat >"$dir/consumer/Sources/consumer/main.swift" <<'EOF'
-import Foundation
-import RoamShm
-
-func main() throws {
-    let socket = "/tmp/\(try RoamShmLibrary.uniqueName(prefix: "release-check")).sock"
-    let host = try RoamHost(socketPath: socket)
-    DispatchQueue.global().async { _ = try? host.poll(timeout: .seconds(5)) }
-    let guest = try RoamGuest(socketPath: socket)
-    try guest.send(Data("release".utf8))
-    let m = try host.receive(from: guest.peerID, timeout: .seconds(5))
-    print("release consumer OK: got \"\(String(decoding: try m.copyData(), as: UTF8.self))\" (RoamShm \(RoamShmLibrary.version))")
-}
-try main()
+  # The program is the README's example (bindings/swift/README.md, "## Example"),
+  # so the documented code is compiled and run against the release artifact.
+  python3 - bindings/swift/README.md "/tmp/roam-release-check-$$.sock" >"$dir/consumer/Sources/consumer/main.swift" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+section = text.split("## Example", 1)[1]
+code = re.search(r"```swift\n(.*?)```", section, re.S).group(1)
+sys.stdout.write(code.replace("/tmp/demo.sock", sys.argv[2]))
 EOF
   unset ROAM_SHM_LIB_DIR
   export PKG_CONFIG_PATH=$REPO/$OUT/roam-shm-swift/lib/pkgconfig
@@ -152,7 +146,9 @@ EOF
   grep -q '"pkgConfig" : "roam-shm-swift"' "$dir/manifest.json" ||
     die "Package.swift does not use the pkg-config system library without ROAM_SHM_LIB_DIR"
   log "  none; RoamShmNative is the pkg-config system library"
-  run scripts/swift-toolchain.sh -C "$dir/consumer" -- swift run consumer
+  run scripts/swift-toolchain.sh -C "$dir/consumer" -- swift run consumer | tee "$dir/run.log"
+  grep -qx hello "$dir/run.log" || die "the README example did not print hello"
+  log "the README example built against the release artifact and printed hello"
 }
 
 case "$(uname -s)" in

@@ -173,7 +173,7 @@ public final class RoamGuest: NativeHandleOwner, MessageHolder, @unchecked Senda
     /// with `CancellationError`.
     ///
     /// - Parameter timeout: `nil` waits as long as it takes.
-    /// - Throws: as ``receive(timeout:)-8pq8e``, or `CancellationError`.
+    /// - Throws: as `receive(timeout:)`, or `CancellationError`.
     public func receive(timeout: Duration? = nil) async throws -> Message {
         try await runBlocking(on: waitQueue) { [self] flag in
             try blockingReceive(timeout, cancel: flag)

@@ -38,7 +38,7 @@ public struct Recovery: Sendable, Equatable {
     }
 }
 
-/// Something that happened on a host (``RoamHost/poll(timeout:)-4q8fe``).
+/// Something that happened on a host (`RoamHost/poll(timeout:)`).
 public enum HostEvent: Sendable, Equatable {
     /// A guest finished the handshake and got this peer id.
     case connected(peer: UInt8)
@@ -114,7 +114,7 @@ public final class RoamHost: NativeHandleOwner, MessageHolder, @unchecked Sendab
     }
 
     /// Accept one pending connection, if any, and return the new guest's peer id.
-    /// (``poll(timeout:)-4q8fe`` accepts by itself; use one or the other.)
+    /// (`poll(timeout:)` accepts by itself; use one or the other.)
     ///
     /// - Throws: ``RoamError/InvalidState(message:)`` if not listening,
     ///   ``RoamError/NoFreePeer`` if the segment is full (the guest was refused).
@@ -141,7 +141,7 @@ public final class RoamHost: NativeHandleOwner, MessageHolder, @unchecked Sendab
         try blockingPoll(timeout, cancel: nil)
     }
 
-    /// ``poll(timeout:)-4q8fe`` without blocking a Swift concurrency thread (the wait
+    /// `poll(timeout:)` without blocking a Swift concurrency thread (the wait
     /// runs on the host's own dispatch queue); cancelling the task ends it with
     /// `CancellationError`.
     public func poll(timeout: Duration? = nil) async throws -> [HostEvent] {
@@ -338,7 +338,7 @@ public final class RoamHost: NativeHandleOwner, MessageHolder, @unchecked Sendab
     ///
     /// The host's C handle has no per-guest wait, so this checks the link with a
     /// short back-off (50 µs doubling to 1 ms, lock released in between). It does
-    /// not poll: keep ``poll(timeout:)-4q8fe`` or ``events`` running elsewhere to
+    /// not poll: keep `poll(timeout:)` or ``events`` running elsewhere to
     /// accept guests and notice departures.
     ///
     /// - Parameter timeout: `nil` waits as long as it takes.
@@ -347,7 +347,7 @@ public final class RoamHost: NativeHandleOwner, MessageHolder, @unchecked Sendab
         try blockingReceive(from: peer, timeout, cancel: nil)
     }
 
-    /// ``receive(from:timeout:)-7qgcl`` without blocking a Swift concurrency thread
+    /// `receive(from:timeout:)` without blocking a Swift concurrency thread
     /// (it waits on the host's own dispatch queue); cancelling the task ends it
     /// with `CancellationError`.
     public func receive(from peer: UInt8, timeout: Duration? = nil) async throws -> Message {

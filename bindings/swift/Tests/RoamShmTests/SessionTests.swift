@@ -440,7 +440,7 @@ final class SessionTests: XCTestCase {
         // Keep in sync with bindings/swift/README.md ("/tmp/demo.sock" made unique).
         let path = "/tmp/\(try RoamShmLibrary.uniqueName(prefix: "demo")).sock"
         let host = try RoamHost(socketPath: path)                   // creates the shared-memory segment
-        DispatchQueue.global().async { _ = try? host.poll(timeout: .seconds(5)) }  // accepts the guest
+        Task.detached { try await host.poll(timeout: .seconds(5)) }  // accepts the guest
         let guest = try RoamGuest(socketPath: path)                 // usually in another process
 
         try guest.send(count: 5) { $0.copyBytes(from: "hello".utf8) }  // written in place
