@@ -105,6 +105,10 @@ public final class RoamHost: NativeHandleOwner, MessageHolder, @unchecked Sendab
     ///
     /// - Throws: ``RoamError/Io(operation:message:errno:)``, ``RoamError/InvalidArgument(message:)``.
     public func listen(socketPath: String) throws {
+        // A Swift string passed as `const char *` would be cut at an embedded NUL.
+        guard !socketPath.utf8.contains(0) else {
+            throw RoamError.InvalidArgument(message: "socket path contains a NUL byte")
+        }
         try withHandle { h in try check(roam_host_listen(h, socketPath)) }
     }
 

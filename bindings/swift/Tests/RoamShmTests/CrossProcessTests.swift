@@ -26,13 +26,17 @@ final class EchoServer: @unchecked Sendable {
                 for event in try host.poll(timeout: .milliseconds(20)) {
                     locked { events.append(event) }
                     guard case .readable(let peer) = event else { continue }
-                    while let m = try host.tryReceive(from: peer) {
-                        // Echo zero-copy: from the guest's shared memory into ours.
-                        try m.withUnsafeBytes { src in
-                            try host.send(to: peer, count: src.count, timeout: .seconds(30)) { $0.copyMemory(from: src) }
+                    do {
+                        while let m = try host.tryReceive(from: peer) {
+                            // Echo zero-copy: from the guest's shared memory into ours.
+                            try m.withUnsafeBytes { src in
+                                try host.send(to: peer, count: src.count, timeout: .seconds(30)) { $0.copyMemory(from: src) }
+                            }
+                            try m.release()
+                            locked { echoed += 1 }
                         }
-                        try m.release()
-                        locked { echoed += 1 }
+                    } catch RoamError.PeerGone, RoamError.UnknownPeer {
+                        // A guest that died mid-echo: the next poll reports it gone.
                     }
                 }
             }

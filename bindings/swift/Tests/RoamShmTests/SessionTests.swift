@@ -229,8 +229,12 @@ final class SessionTests: XCTestCase {
     func testShutdownSaysGoodbyeAndClosingRemovesTheFiles() throws {
         let segment = try tempSegmentPath()
         let socket = try tempSocketPath()
-        let host = try RoamHost(segmentPath: segment, socketPath: socket)
+        var config = SegmentConfig.default
+        config.maxGuests = 3
+        let host = try RoamHost(config: config, segmentPath: segment, socketPath: socket)
         XCTAssertEqual(host.segmentPath, segment)
+        XCTAssertEqual(host.config, config)
+        XCTAssertEqual(try SegmentInfo(inspecting: segment).maxGuests, 3)
         let guest = try connectGuest(to: host, socket: socket)
         XCTAssertTrue(FileManager.default.fileExists(atPath: socket))
         try host.shutdown()
@@ -288,6 +292,13 @@ final class SessionTests: XCTestCase {
         let unlistened = try RoamHost()
         assertRoamError(try unlistened.accept()) { if case .InvalidState = $0 { return true } else { return false } }
         XCTAssertEqual(try unlistened.poll(), [])
+        assertRoamError(try unlistened.listen(socketPath: "")) { if case .InvalidArgument = $0 { return true } else { return false } }
+        assertRoamError(try unlistened.listen(socketPath: "/tmp/a\u{0}b")) {
+            if case .InvalidArgument = $0 { return true } else { return false }
+        }
+        assertRoamError(try unlistened.listen(socketPath: "/nonexistent-dir/x.sock")) {
+            if case .Io = $0 { return true } else { return false }
+        }
         let socket = try tempSocketPath()
         try unlistened.listen(socketPath: socket)
         XCTAssertNil(try unlistened.accept())
@@ -296,6 +307,12 @@ final class SessionTests: XCTestCase {
         }
 
         assertRoamError(try RoamGuest(socketPath: "")) { if case .InvalidArgument = $0 { return true } else { return false } }
+        assertRoamError(try RoamGuest(socketPath: "/tmp/a\u{0}b")) {
+            if case .InvalidArgument = $0 { return true } else { return false }
+        }
+        assertRoamError(try RoamHost(segmentPath: "/dev/shm/a\u{0}b")) {
+            if case .InvalidArgument = $0 { return true } else { return false }
+        }
         assertRoamError(try RoamGuest(socketPath: "/tmp/roam-swift-nobody-\(getpid()).sock", timeout: .milliseconds(200))) {
             if case .Io(_, _, let errno) = $0 { return errno == ENOENT } else { return false }
         }
