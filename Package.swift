@@ -17,7 +17,8 @@
 // symbols. How the linker finds it:
 //
 //   local development  ROAM_SHM_LIB_DIR=<dir holding libroam_shm_swift.a>
-//                      (scripts/test-swift.sh sets it to $REPO/target/debug):
+//                      (scripts/test-swift.sh copies cargo's archive to
+//                      $REPO/.build/roam-shm-native and points it there):
 //                      linkedLibrary + an unsafe -L flag. SwiftPM accepts unsafe
 //                      flags only in a root package, which is what local dev is.
 //   release, Linux     no env var: the system-library target RoamShmNative asks

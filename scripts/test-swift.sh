@@ -33,7 +33,12 @@ case "${1:-}" in
 esac
 
 COUNT=${ROAM_SHM_TEST_COUNT:-10000}
-LIB_DIR=$REPO/target/debug
+CARGO_TARGET=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+# The Swift build links the archive from a directory inside the repository: the
+# toolchain chroot sees the repository, but not a target/ that is a symlink to a
+# cache elsewhere (as in CI).
+LIB_DIR=$REPO/.build/roam-shm-native
 step_start=$SECONDS
 step() {
   section "$* (+$((SECONDS - step_start)) s)"
@@ -41,24 +46,23 @@ step() {
 
 step "1/5 cargo build: libroam_shm_swift.a and the roam-shm CLI"
 run cargo build --locked -p roam-shm-swift -p roam-shm-cli
-[[ -f $LIB_DIR/libroam_shm_swift.a ]] || die "no $LIB_DIR/libroam_shm_swift.a after the build"
+[[ -f $CARGO_TARGET/debug/libroam_shm_swift.a ]] || die "no $CARGO_TARGET/debug/libroam_shm_swift.a after the build"
 
 step "2/5 drift checks"
 run scripts/gen-swift-bindings.sh --check
 run scripts/gen-c-header.sh --check
 
 step "3/5 swift build --build-tests"
-# SwiftPM does not relink when only the static library changed: drop the linked
-# products when it did, so they are relinked against the new archive.
-stamp=.build/roam-shm-lib.stamp
-lib_id=$(stat -c '%Y %s' "$LIB_DIR/libroam_shm_swift.a")
-if [[ ! -f $stamp || $(cat "$stamp") != "$lib_id" ]]; then
-  log "libroam_shm_swift.a changed: removing linked Swift products so they relink"
+# SwiftPM does not relink when only the static library changed: when it did, copy
+# it and drop the linked products, so they are relinked against the new archive.
+mkdir -p "$LIB_DIR"
+if ! cmp -s "$CARGO_TARGET/debug/libroam_shm_swift.a" "$LIB_DIR/libroam_shm_swift.a"; then
+  log "libroam_shm_swift.a changed: copying it to $LIB_DIR, removing linked Swift products so they relink"
+  cp "$CARGO_TARGET/debug/libroam_shm_swift.a" "$LIB_DIR/libroam_shm_swift.a"
   rm -rf .build/*/debug/RoamShmPackageTests.xctest .build/*/debug/roam-shm-swift-peer
 fi
 export ROAM_SHM_LIB_DIR=$LIB_DIR
 run scripts/swift-toolchain.sh -- swift build --build-tests
-mkdir -p .build && printf '%s\n' "$lib_id" >"$stamp"
 
 RUN_DIR=""
 PIDS=()
@@ -74,7 +78,7 @@ trap cleanup EXIT
 if [[ $CROSS == 1 ]]; then
   step "4/5 Rust peers for the cross-language tests"
   RUN_DIR=$(mktemp -d /tmp/roam-swift-test.XXXXXX)
-  CLI=$REPO/target/debug/roam-shm
+  CLI=$CARGO_TARGET/debug/roam-shm
   SEGMENT=/dev/shm/roam-swift-test-$$
   RUST_HOST_SOCKET=$RUN_DIR/rust-host.sock
   SWIFT_HOST_SOCKET=$RUN_DIR/swift-host.sock
