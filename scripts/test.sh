@@ -3,7 +3,8 @@
 #
 #   scripts/test.sh            # everything (what CI runs)
 #   scripts/test.sh --quick    # skip the slow suites (loom, sanitizers)
-#   scripts/test.sh --only rust,loom   # a subset: lint rust loom tsan
+#   scripts/test.sh --only rust,loom   # a subset of: lint rust c python interop bench
+#                                      # swift loom tsan
 #
 # Installs what it needs (idempotently) and says so. Exits non-zero if any suite fails;
 # a suite that cannot run on this machine (e.g. no nightly toolchain for TSan) is
@@ -60,8 +61,9 @@ lint() {
 }
 
 rust_tests() {
-  # Unit, proptest, cross-process (fork/spawn, kill -9) and doc tests.
-  run cargo test --workspace --locked
+  # Unit, proptest, cross-process (spawned processes, kill -9) and doc tests of the
+  # default members; the bindings and the roam interop tests have suites of their own.
+  run cargo test --locked
 }
 
 loom_tests() {
@@ -72,16 +74,39 @@ loom_tests() {
 }
 
 tsan_tests() {
-  # ThreadSanitizer over the core crate's threaded tests (needs nightly).
+  # ThreadSanitizer over the core crate's threaded and cross-process tests (needs
+  # nightly; the single-threaded proptests gain nothing from it). std is not
+  # instrumented (no rust-src here for -Zbuild-std): scripts/tsan.supp lists the
+  # std-internal frames TSan misreports, each with its reason.
   local target
   target="$(rustc -vV | sed -n 's/^host: //p')"
   RUSTFLAGS="-Zsanitizer=thread -Cunsafe-allow-abi-mismatch=sanitizer" \
   RUSTDOCFLAGS="-Zsanitizer=thread" TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp" \
-    run cargo +nightly test -p roam-shm --target "$target" --target-dir target/tsan --lib --tests -- --test-threads=2
+    run cargo +nightly test -p roam-shm --target "$target" --target-dir target/tsan \
+      --lib --test sysio --test xproc_primitives --test var_pool_fork --test bootstrap_unix \
+      -- --test-threads=2
+}
+
+# One suite per binding/tool, each a script of its own that installs what it needs
+# and ends with its runner's own summary line.
+binding_suite() {
+  local name="$1" script="scripts/test-$1.sh"
+  if [ ! -x "$script" ]; then
+    skip "$name" "$script is not in this tree"
+    return 0
+  fi
+  suite "$name" "$script"
 }
 
 suite lint lint
 suite rust rust_tests
+binding_suite c
+# Issue 7's contract: `pip install .` into a fresh venv works, checked on full runs.
+[ "$QUICK" = 1 ] || export ROAM_PY_WHEEL=1
+binding_suite python
+binding_suite interop
+binding_suite bench
+binding_suite swift
 if [ "$QUICK" = 1 ]; then
   skip loom "--quick"
   skip tsan "--quick"

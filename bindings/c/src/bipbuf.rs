@@ -252,7 +252,7 @@ fn grant(h: *mut c_void, cap: u32, len: u32, out: *mut u32, func: &str) -> i32 {
 /// a consumer read can complete (the "stall" of layout notes §13): use
 /// `roam_bipbuf_try_grant_ex` to learn when to wake the consumer.
 ///
-/// Producer side only (see the module docs).
+/// Thread safety: producer side only; one producer thread at a time (module docs).
 ///
 /// # Safety
 /// A non-NULL `header_ptr` must point to an initialized header followed by its data
@@ -276,7 +276,7 @@ pub unsafe extern "C" fn roam_bipbuf_try_grant(
 /// 2 full *and this call wrapped the ring* (`ROAM_BIPBUF_FULL_WRAPPED`: signal the
 /// consumer, then wait as for 0), -1 error.
 ///
-/// Producer side only.
+/// Thread safety: producer side only; one producer thread at a time.
 ///
 /// # Safety
 /// As for `roam_bipbuf_try_grant`; the data area must hold `capacity` bytes.
@@ -313,7 +313,7 @@ fn commit(h: *mut c_void, cap: u32, len: u32, func: &str) -> i32 {
 /// is more than could have been granted at the current position (nothing is
 /// stored), the header is corrupt, or `header_ptr` is NULL or misaligned.
 ///
-/// Producer side only.
+/// Thread safety: producer side only; one producer thread at a time.
 ///
 /// # Safety
 /// A non-NULL `header_ptr` must point to an initialized header followed by its data.
@@ -326,7 +326,7 @@ pub unsafe extern "C" fn roam_bipbuf_commit(header_ptr: *mut c_void, len: u32) -
 
 /// Producer: `roam_bipbuf_commit` with a trusted `capacity` (0 = read the header).
 ///
-/// Producer side only.
+/// Thread safety: producer side only; one producer thread at a time.
 ///
 /// # Safety
 /// As for `roam_bipbuf_commit`; the data area must hold `capacity` bytes.
@@ -373,7 +373,7 @@ fn read(h: *mut c_void, cap: u32, out_off: *mut u32, out_len: *mut u32, func: &s
 /// A 0 may hide a cursor reset after a wrap that the producer is waiting for: use
 /// `roam_bipbuf_try_read_ex` to learn when to wake the producer.
 ///
-/// Consumer side only.
+/// Thread safety: consumer side only; one consumer thread at a time.
 ///
 /// # Safety
 /// A non-NULL `header_ptr` must point to an initialized header followed by its data;
@@ -396,7 +396,7 @@ pub unsafe extern "C" fn roam_bipbuf_try_read(
 /// and the full outcome: 1 data, 0 empty, 2 empty *after this call reset the cursors*
 /// (`ROAM_BIPBUF_EMPTY_AFTER_RESET`: signal the producer), -1 error.
 ///
-/// Consumer side only.
+/// Thread safety: consumer side only; one consumer thread at a time.
 ///
 /// # Safety
 /// As for `roam_bipbuf_try_read`; the data area must hold `capacity` bytes.
@@ -433,7 +433,7 @@ fn release(h: *mut c_void, cap: u32, len: u32, func: &str) -> i32 {
 /// is more than is readable (nothing is stored), the header is corrupt, or
 /// `header_ptr` is NULL or misaligned.
 ///
-/// Consumer side only.
+/// Thread safety: consumer side only; one consumer thread at a time.
 ///
 /// # Safety
 /// A non-NULL `header_ptr` must point to an initialized header followed by its data.
@@ -446,7 +446,7 @@ pub unsafe extern "C" fn roam_bipbuf_release(header_ptr: *mut c_void, len: u32) 
 
 /// Consumer: `roam_bipbuf_release` with a trusted `capacity` (0 = read the header).
 ///
-/// Consumer side only.
+/// Thread safety: consumer side only; one consumer thread at a time.
 ///
 /// # Safety
 /// As for `roam_bipbuf_release`; the data area must hold `capacity` bytes.

@@ -317,3 +317,45 @@ pub extern "C" fn roam_last_error_message() -> *const c_char {
 pub extern "C" fn roam_last_error_clear() {
     ffi_guard((), clear_last_error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    #[test]
+    fn panics_are_trapped_and_reported() {
+        let r = ffi_guard(-1, || -> i32 { panic!("boom") });
+        assert_eq!(r, -1);
+        let msg = roam_last_error_message();
+        assert!(!msg.is_null());
+        // SAFETY: non-null, NUL-terminated, valid until the next roam call here.
+        let text = unsafe { CStr::from_ptr(msg) }
+            .to_string_lossy()
+            .into_owned();
+        assert!(text.contains("panic: boom"), "{text}");
+        assert_eq!(status_guard(|| panic!("again")), RoamStatus::ROAM_ERR_PANIC);
+    }
+
+    #[test]
+    fn every_status_has_a_distinct_nul_terminated_description() {
+        let mut seen = std::collections::HashSet::new();
+        for s in RoamStatus::ALL {
+            assert_eq!(RoamStatus::from_code(s as i32), Some(s));
+            let d = s.describe();
+            assert!(d.ends_with('\0') && d.starts_with("ROAM_"), "{d}");
+            assert!(seen.insert(s as i32), "duplicate code {}", s as i32);
+        }
+        assert_eq!(RoamStatus::from_code(1), None);
+    }
+
+    #[test]
+    fn last_error_replaces_interior_nuls() {
+        set_last_error("a\0b");
+        // SAFETY: as above.
+        let text = unsafe { CStr::from_ptr(roam_last_error_message()) };
+        assert_eq!(text.to_bytes(), b"a?b");
+        roam_last_error_clear();
+        assert!(roam_last_error_message().is_null());
+    }
+}

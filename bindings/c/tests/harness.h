@@ -60,6 +60,7 @@ void suite_var_pool(void);
 void suite_bootstrap(void);
 void suite_mmap(void);
 void suite_session(void);
+void suite_roam_compat(void);
 
 /* Helpers shared by suites. */
 void unique_name(char *buf, size_t len, const char *prefix);

@@ -51,6 +51,7 @@ int main(void) {
   suite_bootstrap();
   suite_mmap();
   suite_session();
+  suite_roam_compat();
   printf("%d passed, %d failed\n", h_passed, h_failed);
   return h_failed == 0 ? 0 : 1;
 }

@@ -43,6 +43,8 @@ enum Cmd {
     Guest(GuestArgs),
     /// Run a host and several guest processes, kill one and show the recovery.
     Demo(demo::DemoArgs),
+    /// Latency/throughput benchmarks against the raw floor and baselines (iceoryx2 rows: scripts/bench.sh).
+    Bench(roam_shm_bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -202,6 +204,9 @@ fn main() -> ExitCode {
         Cmd::Host(a) => run_host(&a),
         Cmd::Guest(a) => run_guest(&a),
         Cmd::Demo(a) => demo::run(&a),
+        Cmd::Bench(a) => {
+            roam_shm_bench::run(&a, &["bench"]).map_err(|e| e as Box<dyn std::error::Error>)
+        }
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

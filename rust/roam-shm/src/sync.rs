@@ -13,7 +13,7 @@
 //!   loom (`#[cfg(not(feature = "loom"))]`), since loom atomics are larger.
 //! - The stores that publish data to another process use [`publish`], and the loads
 //!   that observe such a publication use [`observe`]; loom tests can seed a bug in
-//!   them (see [`seeded_bug`]) to prove the models catch a missing release/acquire.
+//!   them (see `seeded_bug`, loom builds only) to prove the models catch a missing release/acquire.
 #![allow(clippy::disallowed_types)]
 
 // Type aliases rather than `pub use`: clippy's `disallowed_types` follows re-exports
@@ -49,7 +49,7 @@ pub fn spin_loop() {
 /// Ordering of a store that publishes data (or a freed resource) to another party.
 ///
 /// Always `Release`, except in a loom test that seeded the bug with
-/// [`seeded_bug::set`], where it degrades to `Relaxed`.
+/// `seeded_bug::set` (loom builds only), where it degrades to `Relaxed`.
 #[inline(always)]
 pub fn publish() -> Ordering {
     #[cfg(feature = "loom")]

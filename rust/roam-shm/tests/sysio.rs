@@ -8,11 +8,12 @@
 //! parent: a child spawned concurrently by another test cannot keep a doorbell end open
 //! (which would hide a peer's death). Every wait is bounded.
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+mod common;
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use roam_shm::doorbell::{Doorbell, SignalResult, WaitOutcome};
@@ -23,7 +24,7 @@ use roam_shm::waiter::{WaitCell, WaitConfig, WaitResult};
 const ROLE_ENV: &str = "ROAM_SYSIO_CHILD_ROLE";
 const ARG_ENV: &str = "ROAM_SYSIO_CHILD_ARG";
 /// Descriptor numbers the child finds its inherited descriptors at.
-const CHILD_FD_A: RawFd = 200;
+const CHILD_FD_A: RawFd = common::FIRST_CHILD_FD;
 const CHILD_FD_B: RawFd = 201;
 /// Upper bound of any single wait in these tests.
 const BOUND: Duration = Duration::from_secs(10);
@@ -52,32 +53,9 @@ fn read_bytes(r: Region<'_>, off: usize, n: usize) -> Vec<u8> {
 
 /// Re-run this binary as a child in `role`, with `fds` dup2-ed to the given numbers.
 fn spawn_child(role: &str, arg: &str, fds: &[(BorrowedFd<'_>, RawFd)]) -> Child {
-    let pairs: Vec<(RawFd, RawFd)> = fds.iter().map(|(fd, to)| (fd.as_raw_fd(), *to)).collect();
-    for &(from, _) in &pairs {
-        assert!(
-            from < CHILD_FD_A,
-            "source fd {from} collides with a target number"
-        );
-    }
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
-        .env(ROLE_ENV, role)
-        .env(ARG_ENV, arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    // SAFETY: the hook runs in the forked child before exec and only calls dup2, which
-    // is async-signal-safe; it does not allocate (it iterates a Vec built beforehand).
-    unsafe {
-        cmd.pre_exec(move || {
-            for &(from, to) in &pairs {
-                // dup2 yields a descriptor without FD_CLOEXEC, so it survives exec.
-                if libc::dup2(from, to) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+    let mut cmd = common::child_command(ROLE_ENV, role);
+    cmd.env(ARG_ENV, arg).stdout(Stdio::null());
+    common::pass_fds(&mut cmd, fds);
     cmd.spawn().expect("spawn child")
 }
 
@@ -103,13 +81,6 @@ fn assert_child_ok(child: &mut Child) {
 }
 
 /// Take the descriptor the parent placed at `fd`.
-fn inherited(fd: RawFd) -> OwnedFd {
-    roam_shm::fd::validate_fd(fd).expect("inherited fd");
-    // SAFETY: the parent dup2-ed an open descriptor to this number for us, and nothing
-    // else in this process owns it.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !cond() {
@@ -143,7 +114,7 @@ fn child_entry() {
     let arg = std::env::var(ARG_ENV).unwrap_or_default();
     match role.as_str() {
         "memfd_write" => {
-            let shm = ShmRegion::from_fd_with_min_len(inherited(CHILD_FD_A), 4096).unwrap();
+            let shm = ShmRegion::from_fd_with_min_len(common::inherited(CHILD_FD_A), 4096).unwrap();
             #[cfg(any(target_os = "linux", target_os = "android"))]
             {
                 assert!(shm.is_shrink_sealed().unwrap(), "seal travels with the fd");
@@ -161,21 +132,21 @@ fn child_entry() {
             write_bytes(m.region(), 128, b"written by the child");
         }
         "doorbell_echo" => {
-            let bell = Doorbell::from_fd(inherited(CHILD_FD_A)).unwrap();
+            let bell = Doorbell::from_fd(common::inherited(CHILD_FD_A)).unwrap();
             for _ in 0..PING_PONG_ROUNDS {
                 assert_eq!(bell.wait(Some(BOUND)).unwrap(), WaitOutcome::Signaled);
                 assert_eq!(bell.signal(), SignalResult::Sent);
             }
         }
         "doorbell_ring_then_hang" => {
-            let bell = Doorbell::from_fd(inherited(CHILD_FD_A)).unwrap();
+            let bell = Doorbell::from_fd(common::inherited(CHILD_FD_A)).unwrap();
             assert_eq!(bell.signal(), SignalResult::Sent);
             // Wait to be killed (bounded, in case the parent is gone).
             std::thread::sleep(BOUND);
             std::process::exit(3);
         }
         "futex_wait" => {
-            let shm = ShmRegion::from_fd(inherited(CHILD_FD_A)).unwrap();
+            let shm = ShmRegion::from_fd(common::inherited(CHILD_FD_A)).unwrap();
             let cell = WaitCell::from_region(shm.region(), 0).unwrap();
             let expected: u32 = arg.parse().unwrap();
             let r = cell.wait_with(expected, Some(BOUND), &NO_SPIN);
@@ -184,20 +155,20 @@ fn child_entry() {
             assert_eq!(read_bytes(shm.region(), 64, 5), b"hello");
         }
         "futex_wait_forever" => {
-            let shm = ShmRegion::from_fd(inherited(CHILD_FD_A)).unwrap();
+            let shm = ShmRegion::from_fd(common::inherited(CHILD_FD_A)).unwrap();
             let cell = WaitCell::from_region(shm.region(), 0).unwrap();
             cell.wait_with(cell.seq(), Some(BOUND), &NO_SPIN);
             std::process::exit(3);
         }
         "futex_notify" => {
-            let shm = ShmRegion::from_fd(inherited(CHILD_FD_A)).unwrap();
+            let shm = ShmRegion::from_fd(common::inherited(CHILD_FD_A)).unwrap();
             let cell = WaitCell::from_region(shm.region(), 0).unwrap();
             wait_until("the parent sleeps", || cell.sleepers() != 0);
             write_bytes(shm.region(), 64, b"world");
             assert!(cell.notify(), "a sleeping parent must get a wake syscall");
         }
         "futex_pingpong" => {
-            let shm = ShmRegion::from_fd(inherited(CHILD_FD_A)).unwrap();
+            let shm = ShmRegion::from_fd(common::inherited(CHILD_FD_A)).unwrap();
             let ping = WaitCell::from_region(shm.region(), 0).unwrap();
             let pong = WaitCell::from_region(shm.region(), 8).unwrap();
             for i in 0..PING_PONG_ROUNDS {
@@ -212,8 +183,8 @@ fn child_entry() {
         }
         "mixed" => {
             // memfd and /dev/shm file at once, plus a doorbell to say "done".
-            let shm = ShmRegion::from_fd(inherited(CHILD_FD_A)).unwrap();
-            let bell = Doorbell::from_fd(inherited(CHILD_FD_B)).unwrap();
+            let shm = ShmRegion::from_fd(common::inherited(CHILD_FD_A)).unwrap();
+            let bell = Doorbell::from_fd(common::inherited(CHILD_FD_B)).unwrap();
             let file = MmapRegion::open(&arg).unwrap();
             write_bytes(shm.region(), 0, b"memfd!");
             write_bytes(file.region(), 0, b"file!");

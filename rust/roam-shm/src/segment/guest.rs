@@ -12,11 +12,14 @@ use std::time::{Duration, Instant};
 
 use super::SessionError;
 use super::bootstrap::{self, BootstrapStatus};
-use super::link::{Message, RecvError, Rx, SendBuf, SendError, Tx};
+use super::link::{Message, RecvError, Rx, SendBuf, SendError, Tx, WakeFlags};
 use super::mmap_ctrl::{MmapAttachments, MmapRegistry};
 use super::peer::{PeerState, now_ns, own_pid};
 use super::shared::SegmentShared;
 use crate::doorbell::{Doorbell, WaitOutcome};
+
+/// How long a blocking receive busy-polls before sleeping on the doorbell.
+const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
 
 /// Options for [`Guest::connect`].
 #[derive(Debug, Clone)]
@@ -42,6 +45,9 @@ impl Default for GuestOptions {
 pub struct Guest {
     seg: Arc<SegmentShared>,
     peer_id: u8,
+    /// Epoch of our peer entry when we claimed it: a different epoch means the host
+    /// evicted us and the entry now belongs to another guest.
+    epoch: u32,
     tx: Tx,
     rx: Rx,
     doorbell: Arc<Doorbell>,
@@ -108,6 +114,7 @@ impl Guest {
         let doorbell = Arc::new(Doorbell::from_fd(doorbell_fd)?);
         let entry = seg.peer(peer_id)?;
         entry.guest_attach_reserved(own_pid())?;
+        let epoch = entry.epoch();
         entry.heartbeat(now_ns());
         let ctl2 = ctl_fd
             .try_clone()
@@ -123,6 +130,7 @@ impl Guest {
                 r
             },
             false,
+            WakeFlags::new(entry, false),
         );
         let rx = Rx::new(
             seg.clone(),
@@ -130,11 +138,13 @@ impl Guest {
             0,
             doorbell.clone(),
             Some(MmapAttachments::new(ctl2)?),
+            WakeFlags::new(entry, false),
         );
-        let heartbeat = Self::start_heartbeat(&seg, peer_id);
+        let heartbeat = Self::start_heartbeat(&seg, peer_id, epoch);
         Ok(Guest {
             seg,
             peer_id,
+            epoch,
             tx,
             rx,
             doorbell,
@@ -146,6 +156,7 @@ impl Guest {
     fn start_heartbeat(
         seg: &Arc<SegmentShared>,
         peer_id: u8,
+        epoch: u32,
     ) -> Option<(Arc<AtomicBool>, JoinHandle<()>)> {
         let interval = seg.header().heartbeat_interval;
         if interval == 0 {
@@ -158,8 +169,11 @@ impl Guest {
             .name(format!("roam-heartbeat-{peer_id}"))
             .spawn(move || {
                 while !stop2.load(Ordering::Acquire) {
-                    if let Ok(e) = seg.peer(peer_id) {
-                        e.heartbeat(now_ns());
+                    match seg.peer(peer_id) {
+                        // Never heartbeat for the next owner of the entry after an
+                        // eviction: that would hide its death.
+                        Ok(e) if e.epoch() == epoch => e.heartbeat(now_ns()),
+                        _ => break,
                     }
                     std::thread::park_timeout(period);
                 }
@@ -183,13 +197,22 @@ impl Guest {
         if self.seg.is_truncated() {
             return Err(SessionError::SegmentTruncated);
         }
-        if self.seg.header().host_goodbye() {
-            return Err(SessionError::HostGoodbye);
+        let verdict = if self.seg.header().host_goodbye() {
+            Err(SessionError::HostGoodbye)
+        } else {
+            let entry = self.seg.peer(self.peer_id)?;
+            match entry.state() {
+                // Attached by us, not by the guest that got our entry after an eviction.
+                Ok(PeerState::Attached) if entry.epoch() == self.epoch => Ok(()),
+                _ => Err(SessionError::Evicted),
+            }
+        };
+        // The reads above may have been the first to touch pages lost to a truncation
+        // (they then read zeros, which looks like an eviction): say what happened.
+        if self.seg.is_truncated() {
+            return Err(SessionError::SegmentTruncated);
         }
-        match self.seg.peer(self.peer_id)?.state() {
-            Ok(PeerState::Attached) => Ok(()),
-            _ => Err(SessionError::Evicted),
-        }
+        verdict
     }
 
     /// Send a copy of `payload` without blocking.
@@ -233,6 +256,20 @@ impl Guest {
     /// Receive, waiting up to `timeout` (None = forever).
     pub fn recv(&mut self, timeout: Option<Duration>) -> Result<Message<'_>, RecvError> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        // Spin briefly first: a reply often arrives within microseconds, and
+        // sleeping on the doorbell costs tens of microseconds to wake up from.
+        let spin_until = Instant::now() + SPIN_BEFORE_SLEEP;
+        while Instant::now() < spin_until {
+            if self.rx.try_recv_raw()?.is_some() {
+                return self
+                    .rx
+                    .try_recv()?
+                    .ok_or(RecvError::Session(SessionError::Internal(
+                        "held message vanished",
+                    )));
+            }
+            std::hint::spin_loop();
+        }
         loop {
             if self.rx.try_recv_raw()?.is_some() {
                 break;
@@ -258,8 +295,23 @@ impl Guest {
     }
 
     /// Wait for a doorbell signal (something changed: data, space, goodbye, growth).
+    /// Returns at once if data is already waiting or a send that found the ring
+    /// full may now fit.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<WaitOutcome, SessionError> {
-        let r = self.doorbell.wait(timeout)?;
+        // Ask to be rung for data and for space, then look once more (see
+        // link::WakeFlags): nothing that happens after this look goes unrung.
+        self.rx.set_polling(false);
+        self.tx.set_waiting(true);
+        let r = if !self.rx.is_empty() || self.tx.space_maybe_freed() {
+            Ok(WaitOutcome::Signaled)
+        } else {
+            self.doorbell.wait(timeout)
+        };
+        // Awake: we look at both rings before sleeping again, so spare the host
+        // the doorbell syscalls until then.
+        self.rx.set_polling(true);
+        self.tx.set_waiting(false);
+        let r = r?;
         self.seg.refresh_size()?;
         Ok(r)
     }
@@ -281,8 +333,13 @@ impl Guest {
             h.thread().unpark();
             let _ = h.join();
         }
+        // Only on our own entry: after an eviction the host has reset it (and may have
+        // given it to another guest, whom an unconditional Goodbye would disconnect,
+        // or left it Empty, which an unconditional Goodbye would leak forever).
         if let Ok(e) = self.seg.peer(self.peer_id) {
-            e.goodbye();
+            if e.epoch() == self.epoch {
+                let _ = e.guest_goodbye();
+            }
         }
         let _ = self.doorbell.signal();
     }

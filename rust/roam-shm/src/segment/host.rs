@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::SessionError;
 use super::bootstrap::{self, BootstrapStatus};
 use super::config::SegmentConfig;
-use super::link::{Message, RecvError, Rx, SendBuf, SendError, Tx};
+use super::link::{Message, RecvError, Rx, SendBuf, SendError, Tx, WakeFlags};
 use super::mmap_ctrl::{self, MmapAttachments, MmapRegistry};
 use super::peer::{PeerState, now_ns};
 use super::shared::{SegmentBacking, SegmentShared};
@@ -241,6 +241,7 @@ impl Host {
                 r
             },
             true,
+            WakeFlags::new(self.seg.peer(peer_id)?, true),
         );
         let rx = Rx::new(
             self.seg.clone(),
@@ -248,6 +249,7 @@ impl Host {
             u32::from(peer_id),
             host_db.clone(),
             Some(MmapAttachments::new(ctl2)?),
+            WakeFlags::new(self.seg.peer(peer_id)?, true),
         );
         self.peers[usize::from(peer_id) - 1] = Some(HostPeer {
             tx,
@@ -264,8 +266,16 @@ impl Host {
     /// here). Returns at once if messages are already waiting.
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<Vec<HostEvent>, SessionError> {
         let mut events = self.check_peers();
+        // Ask every guest to ring us for data and space, then look once more (see
+        // link::WakeFlags): whatever they commit after this look rings us.
+        let mut space_freed = false;
+        for p in self.peers.iter().flatten() {
+            p.rx.set_polling(false);
+            p.tx.set_waiting(true);
+            space_freed |= p.tx.space_maybe_freed();
+        }
         let readable_now = self.readable_events();
-        let wait = if !events.is_empty() || !readable_now.is_empty() {
+        let wait = if space_freed || !events.is_empty() || !readable_now.is_empty() {
             Some(Duration::ZERO)
         } else {
             timeout
@@ -301,6 +311,11 @@ impl Host {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 return Err(SessionError::io("poll", e));
             }
+        }
+        // Awake: we look at every ring before sleeping again.
+        for p in self.peers.iter().flatten() {
+            p.rx.set_polling(true);
+            p.tx.set_waiting(false);
         }
         for (pfd, owner) in fds.iter().zip(owners) {
             if pfd.revents == 0 {
@@ -377,6 +392,8 @@ impl Host {
                         gone.push((id, GoneReason::NeverAttached))
                     }
                     Ok(PeerState::Reserved) => {}
+                    // A state no protocol step produces: the guest scribbled on it.
+                    Err(_) => gone.push((id, GoneReason::Corrupt)),
                     _ => gone.push((id, GoneReason::NeverAttached)),
                 }
                 continue;
@@ -426,7 +443,14 @@ impl Host {
         }
         // Drain what we sent and the guest never read, freeing those slots.
         if let Ok(h2g) = self.seg.ring(peer, false) {
-            let mut as_consumer = Rx::new(self.seg.clone(), h2g, 0, p.doorbell.clone(), None);
+            let mut as_consumer = Rx::new(
+                self.seg.clone(),
+                h2g,
+                0,
+                p.doorbell.clone(),
+                None,
+                WakeFlags::new(entry, true),
+            );
             rec.drained_frames = as_consumer.drain_all();
         }
         for h in p.tx.take_sent_slots() {
@@ -484,7 +508,14 @@ impl Host {
                     if left.is_zero() {
                         return Err(SendError::Timeout);
                     }
-                    match p.doorbell.wait(Some(left.min(Duration::from_millis(50)))) {
+                    p.tx.set_waiting(true);
+                    let waited = if p.tx.space_maybe_freed() {
+                        Ok(crate::doorbell::WaitOutcome::Signaled)
+                    } else {
+                        p.doorbell.wait(Some(left.min(Duration::from_millis(50))))
+                    };
+                    p.tx.set_waiting(false);
+                    match waited {
                         Ok(crate::doorbell::WaitOutcome::PeerGone) => {
                             return Err(SendError::PeerGone);
                         }

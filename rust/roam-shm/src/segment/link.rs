@@ -21,10 +21,12 @@ use std::time::{Duration, Instant};
 use super::SessionError;
 use super::frame::{self, Frame, FrameError, Route, RoutePolicy};
 use super::mmap_ctrl::{MmapAlloc, MmapAttachments, MmapRegistry};
+use super::peer::PeerEntry;
 use super::shared::SegmentShared;
 use super::var_pool::VarSlotHandle;
 use crate::bipbuf::{BipBufRaw, GrantOutcome, ReadOutcome};
 use crate::doorbell::{Doorbell, SignalResult};
+use crate::wake;
 
 /// Why a send did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +117,38 @@ enum Pending {
     Mmap(MmapAlloc),
 }
 
+/// Where a link's wake-suppression flags live: its peer entry (in the mapping kept
+/// alive by the link's `Arc<SegmentShared>`) and which side this process is.
+///
+/// Protocol (store-buffer / Dekker with SeqCst fences on both sides):
+/// - a receiver that will look at its ring before it next sleeps sets its `polling`
+///   flag; before sleeping it clears the flag, issues a SeqCst fence and looks at
+///   the ring once more;
+/// - a sender commits, issues a SeqCst fence and rings the doorbell unless the
+///   receiver's flag is set.
+///
+/// With both fences, either the sender sees the flag cleared (and rings) or the
+/// receiver's last look sees the commit: no wake-up is lost. The same holds for
+/// "space freed" rings with the sender's `nowait` flag. roam peers never write these
+/// bytes (they stay 0, "ring me"), so they are always rung, as they expect.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WakeFlags {
+    entry: *const PeerEntry,
+    host_side: bool,
+}
+
+impl WakeFlags {
+    pub(crate) fn new(entry: &PeerEntry, host_side: bool) -> WakeFlags {
+        WakeFlags { entry, host_side }
+    }
+
+    fn entry(&self) -> &PeerEntry {
+        // SAFETY: the entry lies in the segment mapping, which is address-stable and
+        // kept alive by the Arc<SegmentShared> held by the same Tx/Rx as this value.
+        unsafe { &*self.entry }
+    }
+}
+
 /// The sending half of a link.
 #[derive(Debug)]
 pub struct Tx {
@@ -131,6 +165,9 @@ pub struct Tx {
     /// Token of the outstanding reservation, if any.
     outstanding: Option<u64>,
     next_token: u64,
+    wake: WakeFlags,
+    /// The consumer's `read` index when a send last found the ring full.
+    last_full_read: Option<u32>,
 }
 
 /// A zero-copy send reservation that does not borrow the link (for the C, Python
@@ -187,6 +224,7 @@ impl Tx {
         doorbell: Arc<Doorbell>,
         mmap: MmapRegistry,
         track_sent: bool,
+        wake: WakeFlags,
     ) -> Tx {
         Tx {
             seg,
@@ -198,6 +236,8 @@ impl Tx {
             track_sent,
             outstanding: None,
             next_token: 1,
+            wake,
+            last_full_read: None,
         }
     }
 
@@ -253,6 +293,7 @@ impl Tx {
         let grant_off = match self.ring.try_grant_outcome(entry_len) {
             Ok(GrantOutcome::Granted { offset }) => offset,
             other => {
+                self.last_full_read = Some(self.ring.load_read());
                 self.abandon(pending);
                 return Err(match other {
                     Ok(GrantOutcome::FullWrapped) => {
@@ -356,6 +397,12 @@ impl Tx {
             self.abandon(r.pending);
             return Err(SessionError::from(e).into());
         }
+        // The grant, the slot or this commit may have been the first touch of pages a
+        // truncation took away (they then read and write a private zero page): the
+        // message went nowhere, so do not report success.
+        if self.seg.is_truncated() {
+            return Err(SessionError::SegmentTruncated.into());
+        }
         match r.pending {
             Pending::Slot(h) => self.remember_sent(h),
             // The receiver maps the region itself; bytes are never reused, so the
@@ -384,12 +431,34 @@ impl Tx {
         buf.commit()
     }
 
-    /// Ring the peer's doorbell. A dead peer is reported as [`SendError::PeerGone`].
+    /// Tell the receiver about new data: ring its doorbell unless it busy-polls
+    /// (see [`crate::wake`]'s protocol). A dead peer is [`SendError::PeerGone`].
     pub fn notify(&self) -> Result<(), SendError> {
+        if !wake::should_wake(self.wake.entry().rx_polling(!self.wake.host_side)) {
+            return Ok(());
+        }
+        self.ring_doorbell()
+    }
+
+    /// Ring the peer's doorbell unconditionally.
+    pub fn ring_doorbell(&self) -> Result<(), SendError> {
         match self.doorbell.signal() {
             SignalResult::Sent | SignalResult::BufferFull => Ok(()),
             SignalResult::PeerDead => Err(SendError::PeerGone),
         }
+    }
+
+    /// Declare whether this sender is about to wait for room in the ring. Waiting
+    /// (`true`) asks the receiver to ring on every release and issues a SeqCst
+    /// fence; afterwards check [`Tx::space_maybe_freed`] before sleeping.
+    pub fn set_waiting(&self, waiting: bool) {
+        wake::announce(self.wake.entry().tx_nowait(self.wake.host_side), !waiting);
+    }
+
+    /// Whether the consumer released bytes since a send last found the ring full.
+    pub fn space_maybe_freed(&self) -> bool {
+        self.last_full_read
+            .is_some_and(|r| self.ring.load_read() != r)
     }
 
     /// Slots sent and possibly still held by the peer (pruned of freed ones).
@@ -508,6 +577,7 @@ pub struct Rx {
     /// None only for the host's recovery drain, which never resolves mappings.
     mmap: Option<MmapAttachments>,
     held: Option<Held>,
+    wake: WakeFlags,
 }
 
 impl Rx {
@@ -517,6 +587,7 @@ impl Rx {
         sender_owner: u32,
         doorbell: Arc<Doorbell>,
         mmap: Option<MmapAttachments>,
+        wake: WakeFlags,
     ) -> Rx {
         Rx {
             seg,
@@ -525,6 +596,7 @@ impl Rx {
             doorbell,
             mmap,
             held: None,
+            wake,
         }
     }
 
@@ -541,11 +613,13 @@ impl Rx {
         if self.seg.is_truncated() {
             return Err(SessionError::SegmentTruncated.into());
         }
-        let (off, avail) = match self
-            .ring
-            .try_read_outcome()
-            .map_err(|e| RecvError::Corrupt(e.to_string()))?
-        {
+        let outcome = self.ring.try_read_outcome();
+        // Reading the cursors may have been the first touch of truncated pages (they
+        // read as zeros, i.e. "empty"): report the truncation instead.
+        if self.seg.is_truncated() {
+            return Err(SessionError::SegmentTruncated.into());
+        }
+        let (off, avail) = match outcome.map_err(|e| RecvError::Corrupt(e.to_string()))? {
             ReadOutcome::Data { offset, len } => (offset, len),
             ReadOutcome::Empty => return Ok(None),
             ReadOutcome::EmptyAfterReset => {
@@ -689,7 +763,10 @@ impl Rx {
         self.ring
             .release(h.consumed)
             .map_err(|e| RecvError::Corrupt(e.to_string()))?;
-        let _ = self.doorbell.signal();
+        // Ring only a sender that waits for room (see crate::wake).
+        if wake::should_wake(self.wake.entry().tx_nowait(!self.wake.host_side)) {
+            let _ = self.doorbell.signal();
+        }
         first_err.map_or(Ok(()), Err)
     }
 
@@ -699,6 +776,13 @@ impl Rx {
             Some(raw) => Ok(Some(Message { rx: self, raw })),
             None => Ok(None),
         }
+    }
+
+    /// Declare whether this receiver busy-polls its ring (senders then skip the
+    /// doorbell). Clearing it issues a SeqCst fence: look at the ring once more
+    /// ([`Rx::is_empty`]) before sleeping.
+    pub fn set_polling(&self, polling: bool) {
+        wake::announce(self.wake.entry().rx_polling(self.wake.host_side), polling);
     }
 
     /// Whether a message is held (peeked and not yet released).

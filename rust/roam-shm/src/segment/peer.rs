@@ -111,7 +111,18 @@ pub struct PeerEntry {
     pub ring_offset: AtomicU64,
     /// Our extension at byte 24: the attached guest's pid, 0 = unknown.
     pub guest_pid: AtomicU32,
-    reserved: [u8; 36],
+    /// Our extension at byte 28: non-zero while the host busy-polls this guest's G2H
+    /// ring, so the guest may skip ringing the doorbell after a commit.
+    pub host_rx_polling: AtomicU32,
+    /// Our extension at byte 32: non-zero while the guest busy-polls its H2G ring.
+    pub guest_rx_polling: AtomicU32,
+    /// Our extension at byte 36: non-zero while the host needs no "space freed"
+    /// doorbell for its H2G ring (it is not waiting for room).
+    pub host_tx_nowait: AtomicU32,
+    /// Our extension at byte 40: non-zero while the guest needs no "space freed"
+    /// doorbell for its G2H ring.
+    pub guest_tx_nowait: AtomicU32,
+    reserved: [u8; 20],
 }
 
 #[cfg(not(feature = "loom"))]
@@ -124,7 +135,11 @@ const _: () = {
     assert!(offset_of!(PeerEntry, last_heartbeat) == 8);
     assert!(offset_of!(PeerEntry, ring_offset) == 16);
     assert!(offset_of!(PeerEntry, guest_pid) == GUEST_PID_OFFSET);
-    assert!(offset_of!(PeerEntry, reserved) == 28);
+    assert!(offset_of!(PeerEntry, host_rx_polling) == 28);
+    assert!(offset_of!(PeerEntry, guest_rx_polling) == 32);
+    assert!(offset_of!(PeerEntry, host_tx_nowait) == 36);
+    assert!(offset_of!(PeerEntry, guest_tx_nowait) == 40);
+    assert!(offset_of!(PeerEntry, reserved) == 44);
 };
 
 /// Success ordering of a claim CAS: AcqRel normally (Acquire observes the previous
@@ -147,7 +162,11 @@ impl PeerEntry {
             last_heartbeat: AtomicU64::new(0),
             ring_offset: AtomicU64::new(ring_offset),
             guest_pid: AtomicU32::new(0),
-            reserved: [0; 36],
+            host_rx_polling: AtomicU32::new(0),
+            guest_rx_polling: AtomicU32::new(0),
+            host_tx_nowait: AtomicU32::new(0),
+            guest_tx_nowait: AtomicU32::new(0),
+            reserved: [0; 20],
         }
     }
 
@@ -188,6 +207,40 @@ impl PeerEntry {
         self.epoch.fetch_add(1, Ordering::AcqRel).wrapping_add(1)
     }
 
+    /// Zero the wake-suppression flags (bytes 28..44): every party is rung again,
+    /// as roam peers (which never write these bytes) always expect.
+    pub fn clear_wake_flags(&self) {
+        // Relaxed: published by the state transition that follows (reserve, reset).
+        for f in [
+            &self.host_rx_polling,
+            &self.guest_rx_polling,
+            &self.host_tx_nowait,
+            &self.guest_tx_nowait,
+        ] {
+            f.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The flag saying whether the receiver of one direction busy-polls it:
+    /// `host_side = true` is the host receiving (G2H).
+    pub fn rx_polling(&self, host_side: bool) -> &AtomicU32 {
+        if host_side {
+            &self.host_rx_polling
+        } else {
+            &self.guest_rx_polling
+        }
+    }
+
+    /// The flag saying whether a sender needs no "space freed" ring:
+    /// `host_side = true` is the host sending (H2G).
+    pub fn tx_nowait(&self, host_side: bool) -> &AtomicU32 {
+        if host_side {
+            &self.host_tx_nowait
+        } else {
+            &self.guest_tx_nowait
+        }
+    }
+
     /// Host: reserve an Empty slot for a guest it is bootstrapping (CAS
     /// Empty→Reserved, then epoch += 1). Returns the new epoch.
     pub fn host_reserve(&self) -> Result<u32, PeerError> {
@@ -200,6 +253,8 @@ impl PeerEntry {
                 sync::observe(),
             )
             .map_err(|v| self.wrong(PeerState::Empty, v))?;
+        // A crashed guest of an earlier epoch may have left its flags set.
+        self.clear_wake_flags();
         Ok(self.bump_epoch())
     }
 
@@ -257,11 +312,29 @@ impl PeerEntry {
             .store(PeerState::Goodbye as u32, Ordering::Release);
     }
 
+    /// Guest: say goodbye on its own entry only (CAS Attached→Goodbye). A guest the
+    /// host has already evicted finds its entry Empty (or Reserved/Attached by the
+    /// next guest) and must not touch it; callers also compare the epoch first.
+    pub fn guest_goodbye(&self) -> Result<(), PeerError> {
+        // Success AcqRel (Release as `goodbye`: the guest's last writes are visible to
+        // whoever observes Goodbye), failure Acquire.
+        self.state
+            .compare_exchange(
+                PeerState::Attached as u32,
+                PeerState::Goodbye as u32,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .map(|_| ())
+            .map_err(|v| self.wrong(PeerState::Attached, v))
+    }
+
     /// Host, after recovering the peer (rings zeroed, slots reclaimed): heartbeat =
     /// 0, pid = 0, then state = Empty. The epoch is kept.
     pub fn reset(&self) {
-        // Relaxed: both are published by the state store below.
+        // Relaxed: all are published by the state store below.
         self.guest_pid.store(0, Ordering::Relaxed);
+        self.clear_wake_flags();
         // Release (roam's ordering); also published by the state store below.
         self.last_heartbeat.store(0, Ordering::Release);
         // Release (publish): the next claimer's Acquire CAS sees the zeroed rings,
