@@ -622,7 +622,7 @@ uint32_t roam_bipbuf_load_watermark_acquire(const void *header_ptr);
  * a consumer read can complete (the "stall" of layout notes §13): use
  * `roam_bipbuf_try_grant_ex` to learn when to wake the consumer.
  *
- * Producer side only (see the module docs).
+ * Thread safety: producer side only; one producer thread at a time (module docs).
  *
  * # Safety
  * A non-NULL `header_ptr` must point to an initialized header followed by its data
@@ -636,7 +636,7 @@ int32_t roam_bipbuf_try_grant(void *header_ptr, uint32_t len, uint32_t *out_offs
  * 2 full *and this call wrapped the ring* (`ROAM_BIPBUF_FULL_WRAPPED`: signal the
  * consumer, then wait as for 0), -1 error.
  *
- * Producer side only.
+ * Thread safety: producer side only; one producer thread at a time.
  *
  * # Safety
  * As for `roam_bipbuf_try_grant`; the data area must hold `capacity` bytes.
@@ -651,7 +651,7 @@ int32_t roam_bipbuf_try_grant_ex(void *header_ptr,
  * is more than could have been granted at the current position (nothing is
  * stored), the header is corrupt, or `header_ptr` is NULL or misaligned.
  *
- * Producer side only.
+ * Thread safety: producer side only; one producer thread at a time.
  *
  * # Safety
  * A non-NULL `header_ptr` must point to an initialized header followed by its data.
@@ -661,7 +661,7 @@ int32_t roam_bipbuf_commit(void *header_ptr, uint32_t len);
 /**
  * Producer: `roam_bipbuf_commit` with a trusted `capacity` (0 = read the header).
  *
- * Producer side only.
+ * Thread safety: producer side only; one producer thread at a time.
  *
  * # Safety
  * As for `roam_bipbuf_commit`; the data area must hold `capacity` bytes.
@@ -677,7 +677,7 @@ int32_t roam_bipbuf_commit_ex(void *header_ptr, uint32_t capacity, uint32_t len)
  * A 0 may hide a cursor reset after a wrap that the producer is waiting for: use
  * `roam_bipbuf_try_read_ex` to learn when to wake the producer.
  *
- * Consumer side only.
+ * Thread safety: consumer side only; one consumer thread at a time.
  *
  * # Safety
  * A non-NULL `header_ptr` must point to an initialized header followed by its data;
@@ -690,7 +690,7 @@ int32_t roam_bipbuf_try_read(void *header_ptr, uint32_t *out_offset, uint32_t *o
  * and the full outcome: 1 data, 0 empty, 2 empty *after this call reset the cursors*
  * (`ROAM_BIPBUF_EMPTY_AFTER_RESET`: signal the producer), -1 error.
  *
- * Consumer side only.
+ * Thread safety: consumer side only; one consumer thread at a time.
  *
  * # Safety
  * As for `roam_bipbuf_try_read`; the data area must hold `capacity` bytes.
@@ -705,7 +705,7 @@ int32_t roam_bipbuf_try_read_ex(void *header_ptr,
  * is more than is readable (nothing is stored), the header is corrupt, or
  * `header_ptr` is NULL or misaligned.
  *
- * Consumer side only.
+ * Thread safety: consumer side only; one consumer thread at a time.
  *
  * # Safety
  * A non-NULL `header_ptr` must point to an initialized header followed by its data.
@@ -715,7 +715,7 @@ int32_t roam_bipbuf_release(void *header_ptr, uint32_t len);
 /**
  * Consumer: `roam_bipbuf_release` with a trusted `capacity` (0 = read the header).
  *
- * Consumer side only.
+ * Thread safety: consumer side only; one consumer thread at a time.
  *
  * # Safety
  * As for `roam_bipbuf_release`; the data area must hold `capacity` bytes.
@@ -1561,8 +1561,6 @@ void roam_var_slot_pool_destroy(struct RoamVarSlotPool *pool);
 }  // extern "C"
 #endif  // __cplusplus
 
-#endif  /* ROAM_SHM_H */
-
 /* Layout checks: these structs cross the boundary by value or in arrays; the Rust
  * side asserts the same sizes, alignments and offsets at compile time. */
 #if defined(__cplusplus)
@@ -1599,3 +1597,5 @@ ROAM_SHM_STATIC_ASSERT(offsetof(RoamMessage, kind) == 16, "RoamMessage.kind");
 #endif
 #undef ROAM_SHM_STATIC_ASSERT
 #undef ROAM_SHM_ALIGNOF
+
+#endif /* ROAM_SHM_H */
