@@ -1,3 +1,4 @@
+import CRoamShm
 import Foundation
 
 /// Where a received payload lives in shared memory.
@@ -97,10 +98,11 @@ public final class Message: @unchecked Sendable {
 }
 
 extension MessageKind {
+    /// From `RoamMessage.kind`.
     init(cKind: UInt32) {
         switch cKind {
-        case 2: self = .slot
-        case 3: self = .mmap
+        case ROAM_MESSAGE_SLOT.rawValue: self = .slot
+        case ROAM_MESSAGE_MMAP.rawValue: self = .mmap
         default: self = .inline
         }
     }

@@ -64,7 +64,7 @@ public final class RoamGuest: NativeHandleOwner, MessageHolder, @unchecked Senda
     public func trySend(_ bytes: some ContiguousBytes) throws {
         try bytes.withUnsafeBytes { buf in
             try withHandle { h in
-                try check(roam_guest_try_send(h, buf.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt(buf.count)),
+                try check(roam_guest_try_send(h, buf.cStart, buf.cCount),
                           payloadLength: buf.count)
             }
         }
@@ -78,7 +78,7 @@ public final class RoamGuest: NativeHandleOwner, MessageHolder, @unchecked Senda
     public func send(_ bytes: some ContiguousBytes, timeout: Duration? = nil) throws {
         try bytes.withUnsafeBytes { buf in
             try retryingBackpressure(timeout, payloadLength: buf.count) { h in
-                roam_guest_try_send(h, buf.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt(buf.count))
+                roam_guest_try_send(h, buf.cStart, buf.cCount)
             }
         }
     }
@@ -94,32 +94,20 @@ public final class RoamGuest: NativeHandleOwner, MessageHolder, @unchecked Senda
     public func send(count: Int, timeout: Duration? = nil,
                      _ fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws
     {
-        guard count >= 0 else { throw RoamError.InvalidArgument(message: "count \(count) is negative") }
-        try retryingBackpressure(timeout, payloadLength: count) { h in try reserveFillCommit(h, count, fill) }
+        try retryingBackpressure(timeout, payloadLength: count) { h in try zeroCopySend(h, count, fill) }
     }
 
     /// Zero-copy send without waiting: as ``send(count:timeout:_:)``, but a full
     /// link throws ``RoamError/Full`` or ``RoamError/PoolExhausted(len:)`` at once.
     public func trySend(count: Int, _ fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws {
-        guard count >= 0 else { throw RoamError.InvalidArgument(message: "count \(count) is negative") }
-        try withHandle { h in try check(reserveFillCommit(h, count, fill), payloadLength: count) }
+        try withHandle { h in try check(zeroCopySend(h, count, fill), payloadLength: count) }
     }
 
-    /// Reserve, fill and commit under one lock hold; returns the reserve's status
-    /// if it failed, else the commit's.
-    private func reserveFillCommit(_ h: OpaquePointer, _ count: Int,
-                                   _ fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> Int32
+    private func zeroCopySend(_ h: OpaquePointer, _ count: Int,
+                              _ fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> Int32
     {
-        var out: UnsafeMutablePointer<UInt8>?
-        let s = roam_guest_reserve(h, UInt(count), &out)
-        guard s == statusOK else { return s }
-        do {
-            try fill(UnsafeMutableRawBufferPointer(start: out, count: count))
-        } catch {
-            _ = roam_guest_cancel(h)
-            throw error
-        }
-        return roam_guest_commit(h)
+        try reserveFillCommit(count: count, fill, reserve: { roam_guest_reserve(h, $0, &$1) },
+                              commit: { roam_guest_commit(h) }, cancel: { roam_guest_cancel(h) })
     }
 
     /// Run `attempt` (a send returning its status) until it stops reporting

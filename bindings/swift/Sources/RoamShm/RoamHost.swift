@@ -198,23 +198,23 @@ public final class RoamHost: NativeHandleOwner, MessageHolder, @unchecked Sendab
     private func record(_ e: RoamHostEvent) -> HostEvent {
         let peer = UInt8(truncatingIfNeeded: e.peer_id)
         switch e.kind {
-        case 1:
+        case ROAM_EVENT_CONNECTED.rawValue:
             connected.insert(peer)
             return .connected(peer: peer)
-        case 2:
+        case ROAM_EVENT_READABLE.rawValue:
             return .readable(peer: peer)
         default:
             connected.remove(peer)
             held[peer] = nil // its view died with the link
             let reason: GoneReason
             switch e.reason {
-            case 1: reason = .doorbellClosed
-            case 2: reason = .processGone(pid: e.pid)
-            case 3: reason = .heartbeatStale
-            case 4: reason = .goodbye
-            case 5: reason = .neverAttached
-            case 6: reason = .corrupt
-            case 7: reason = .requested
+            case ROAM_GONE_DOORBELL_CLOSED.rawValue: reason = .doorbellClosed
+            case ROAM_GONE_PROCESS_GONE.rawValue: reason = .processGone(pid: e.pid)
+            case ROAM_GONE_HEARTBEAT_STALE.rawValue: reason = .heartbeatStale
+            case ROAM_GONE_GOODBYE.rawValue: reason = .goodbye
+            case ROAM_GONE_NEVER_ATTACHED.rawValue: reason = .neverAttached
+            case ROAM_GONE_CORRUPT.rawValue: reason = .corrupt
+            case ROAM_GONE_REQUESTED.rawValue: reason = .requested
             default: reason = .unknown(e.reason)
             }
             return .peerGone(peer: peer, reason: reason, recovery: Recovery(
@@ -234,7 +234,7 @@ public final class RoamHost: NativeHandleOwner, MessageHolder, @unchecked Sendab
     public func trySend(to peer: UInt8, _ bytes: some ContiguousBytes) throws {
         try bytes.withUnsafeBytes { buf in
             try withHandle { h in
-                try check(roam_host_try_send(h, peer, buf.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt(buf.count)),
+                try check(roam_host_try_send(h, peer, buf.cStart, buf.cCount),
                           payloadLength: buf.count)
             }
         }
@@ -248,7 +248,7 @@ public final class RoamHost: NativeHandleOwner, MessageHolder, @unchecked Sendab
     public func send(to peer: UInt8, _ bytes: some ContiguousBytes, timeout: Duration? = nil) throws {
         try bytes.withUnsafeBytes { buf in
             try retryingBackpressure(timeout, payloadLength: buf.count) { h in
-                roam_host_try_send(h, peer, buf.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt(buf.count))
+                roam_host_try_send(h, peer, buf.cStart, buf.cCount)
             }
         }
     }
@@ -263,30 +263,20 @@ public final class RoamHost: NativeHandleOwner, MessageHolder, @unchecked Sendab
     public func send(to peer: UInt8, count: Int, timeout: Duration? = nil,
                      _ fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws
     {
-        guard count >= 0 else { throw RoamError.InvalidArgument(message: "count \(count) is negative") }
-        try retryingBackpressure(timeout, payloadLength: count) { h in try reserveFillCommit(h, peer, count, fill) }
+        try retryingBackpressure(timeout, payloadLength: count) { h in try zeroCopySend(h, peer, count, fill) }
     }
 
     /// Zero-copy send without waiting: as ``send(to:count:timeout:_:)``, but a full
     /// link throws ``RoamError/Full`` or ``RoamError/PoolExhausted(len:)`` at once.
     public func trySend(to peer: UInt8, count: Int, _ fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws {
-        guard count >= 0 else { throw RoamError.InvalidArgument(message: "count \(count) is negative") }
-        try withHandle { h in try check(reserveFillCommit(h, peer, count, fill), payloadLength: count) }
+        try withHandle { h in try check(zeroCopySend(h, peer, count, fill), payloadLength: count) }
     }
 
-    private func reserveFillCommit(_ h: OpaquePointer, _ peer: UInt8, _ count: Int,
-                                   _ fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> Int32
+    private func zeroCopySend(_ h: OpaquePointer, _ peer: UInt8, _ count: Int,
+                              _ fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> Int32
     {
-        var out: UnsafeMutablePointer<UInt8>?
-        let s = roam_host_reserve(h, peer, UInt(count), &out)
-        guard s == statusOK else { return s }
-        do {
-            try fill(UnsafeMutableRawBufferPointer(start: out, count: count))
-        } catch {
-            _ = roam_host_cancel(h, peer)
-            throw error
-        }
-        return roam_host_commit(h, peer)
+        try reserveFillCommit(count: count, fill, reserve: { roam_host_reserve(h, peer, $0, &$1) },
+                              commit: { roam_host_commit(h, peer) }, cancel: { roam_host_cancel(h, peer) })
     }
 
     /// Run `attempt` until it stops reporting backpressure or the deadline passes.

@@ -39,6 +39,33 @@ func statusDescription(_ status: Int32) -> String {
     String(cString: roam_status_str(status))
 }
 
+/// The zero-copy send both sessions share: `reserve` hands out `count` bytes of
+/// shared memory, `fill` writes them, `commit` publishes them, or `cancel` returns
+/// them if `fill` throws. Returns the reserve's status if it failed, else the
+/// commit's (the caller holds the session's lock throughout).
+func reserveFillCommit(count: Int, _ fill: (UnsafeMutableRawBufferPointer) throws -> Void,
+                       reserve: (UInt, inout UnsafeMutablePointer<UInt8>?) -> Int32,
+                       commit: () -> Int32, cancel: () -> Int32) throws -> Int32
+{
+    guard count >= 0 else { throw RoamError.InvalidArgument(message: "count \(count) is negative") }
+    var out: UnsafeMutablePointer<UInt8>?
+    let s = reserve(UInt(count), &out)
+    guard s == statusOK else { return s }
+    do {
+        try fill(UnsafeMutableRawBufferPointer(start: out, count: count))
+    } catch {
+        _ = cancel()
+        throw error
+    }
+    return commit()
+}
+
+extension UnsafeRawBufferPointer {
+    /// Start and length as the C ABI takes them (`const uint8_t *`, `uintptr_t`).
+    var cStart: UnsafePointer<UInt8>? { baseAddress?.assumingMemoryBound(to: UInt8.self) }
+    var cCount: UInt { UInt(count) }
+}
+
 /// Longest a blocking call holds a session's lock while it waits: other threads
 /// using the same session get their turn at least this often (the C handles are
 /// single-threaded, so a wait cannot run beside a send).
