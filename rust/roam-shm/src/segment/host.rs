@@ -387,16 +387,23 @@ impl Host {
             let state = entry.state();
             if !p.attached {
                 match state {
-                    Ok(PeerState::Attached) => p.attached = true,
+                    // Goodbye: it attached and already left before we looked.
+                    Ok(PeerState::Attached) | Ok(PeerState::Goodbye) => p.attached = true,
                     Ok(PeerState::Reserved) if p.reserved_at.elapsed() > ATTACH_GRACE => {
-                        gone.push((id, GoneReason::NeverAttached))
+                        gone.push((id, GoneReason::NeverAttached));
+                        continue;
                     }
-                    Ok(PeerState::Reserved) => {}
+                    Ok(PeerState::Reserved) => continue,
                     // A state no protocol step produces: the guest scribbled on it.
-                    Err(_) => gone.push((id, GoneReason::Corrupt)),
-                    _ => gone.push((id, GoneReason::NeverAttached)),
+                    Err(_) => {
+                        gone.push((id, GoneReason::Corrupt));
+                        continue;
+                    }
+                    _ => {
+                        gone.push((id, GoneReason::NeverAttached));
+                        continue;
+                    }
                 }
-                continue;
             }
             match state {
                 Ok(PeerState::Goodbye) if p.rx.is_empty() => gone.push((id, GoneReason::Goodbye)),
