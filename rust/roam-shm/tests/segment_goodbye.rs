@@ -24,7 +24,7 @@ fn quick_goodbye_is_reported_as_goodbye() {
     std::thread::scope(|s| {
         let sock = &sock;
         s.spawn(move || {
-            let mut g = Guest::connect(&sock, GuestOptions::default()).unwrap();
+            let mut g = Guest::connect(sock, GuestOptions::default()).unwrap();
             g.close(); // goodbye, but the doorbell stays open until `g` is dropped
             said_bye.send(()).unwrap();
             seen_rx.recv().unwrap();
