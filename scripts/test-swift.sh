@@ -3,6 +3,7 @@
 #
 #   scripts/test-swift.sh              # everything
 #   scripts/test-swift.sh --no-cross   # skip the cross-language runs (unit tests only)
+#   scripts/test-swift.sh --build-only # steps 1 and 3 only (used by scripts/demo.sh)
 #
 # Steps, each printed as it runs:
 #   1. cargo build (host): the staticlib libroam_shm_swift.a and the roam-shm CLI
@@ -25,8 +26,10 @@ REPO=$PWD
 source scripts/lib/common.sh
 
 CROSS=1
+BUILD_ONLY=0
 case "${1:-}" in
   --no-cross) CROSS=0 ;;
+  --build-only) BUILD_ONLY=1 ;;
   "") ;;
   -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
   *) die "unknown argument: $1 (see --help)" ;;
@@ -48,9 +51,11 @@ step "1/5 cargo build: libroam_shm_swift.a and the roam-shm CLI"
 run cargo build --locked -p roam-shm-swift -p roam-shm-cli
 [[ -f $CARGO_TARGET/debug/libroam_shm_swift.a ]] || die "no $CARGO_TARGET/debug/libroam_shm_swift.a after the build"
 
-step "2/5 drift checks"
-run scripts/gen-swift-bindings.sh --check
-run scripts/gen-c-header.sh --check
+if [[ $BUILD_ONLY == 0 ]]; then
+  step "2/5 drift checks"
+  run scripts/gen-swift-bindings.sh --check
+  run scripts/gen-c-header.sh --check
+fi
 
 step "3/5 swift build --build-tests"
 # SwiftPM does not relink when only the static library changed: when it did, copy
@@ -63,6 +68,7 @@ if ! cmp -s "$CARGO_TARGET/debug/libroam_shm_swift.a" "$LIB_DIR/libroam_shm_swif
 fi
 export ROAM_SHM_LIB_DIR=$LIB_DIR
 run scripts/swift-toolchain.sh -- swift build --build-tests
+[[ $BUILD_ONLY == 0 ]] || exit 0
 
 RUN_DIR=""
 PIDS=()
