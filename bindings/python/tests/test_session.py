@@ -297,14 +297,24 @@ def test_message_survives_host_object_but_not_close(pair: Pair) -> None:
         bytes(msg)
 
 
-def test_peer_gone_invalidates_held_message(pair: Pair) -> None:
+def test_goodbye_waits_for_the_held_message(pair: Pair) -> None:
+    """A guest that says goodbye while the host holds one of its messages: the host
+    may finish with it (no recovery yet); once released, the guest is reported gone
+    with reason "goodbye" and its slots are reclaimed."""
     host, guest, peer = pair
     guest.send(b"x" * 2000)
     msg = host.recv(peer, timeout=5)
     guest.close()
-    events = host.poll(2)
-    assert any(e.kind == "peer_gone" for e in events)
-    assert msg.released
+    events = host.poll(0.5)
+    assert not any(e.kind == "peer_gone" for e in events)
+    assert not msg.released and bytes(msg) == b"x" * 2000
+    msg.release()
+    deadline = time.monotonic() + 5
+    gone: list[roam_shm.HostEvent] = []
+    while not gone:
+        assert time.monotonic() < deadline, "departure never reported"
+        gone = [e for e in host.poll(0.5) if e.kind == "peer_gone"]
+    assert gone[0].reason == "goodbye"
     with pytest.raises(roam_shm.ClosedError):
         bytes(msg)
     assert sum(s.allocated for s in host.pool_stats()) == 0
