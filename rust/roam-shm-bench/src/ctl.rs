@@ -127,6 +127,7 @@ pub struct ChildProc {
     child: Child,
     stderr: Option<JoinHandle<String>>,
     watch_stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    watcher: Option<JoinHandle<()>>,
 }
 
 /// What the child is told on its command line.
@@ -193,7 +194,7 @@ impl ChildProc {
         let pid = child.id();
         let watch_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop2 = watch_stop.clone();
-        std::thread::spawn(move || {
+        let watcher = std::thread::spawn(move || {
             // This thread inherited the parent's pinning (and SCHED_FIFO under
             // --realtime): on the parent's CPU it would never run while the parent
             // spins, so let it run anywhere.
@@ -222,6 +223,7 @@ impl ChildProc {
             child,
             stderr: Some(stderr),
             watch_stop,
+            watcher: Some(watcher),
         })
     }
 
@@ -273,6 +275,13 @@ impl Drop for ChildProc {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        // The watcher may notice this child's exit after the row is over; wait for it
+        // and clear its flag, or a later row (e.g. an in-process one, which spawns no
+        // child to reset it) would think its peer died.
+        if let Some(w) = self.watcher.take() {
+            let _ = w.join();
+        }
+        crate::endpoint::PEER_GONE.store(false, Ordering::Relaxed);
     }
 }
 
