@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::ffi::c_int;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -30,6 +30,25 @@ use crate::util::{
     GIL_FREE_COPY, SendPtr, Source, WAIT_SLICE, copy_to_bytes, deadline, fill_view, lock,
     next_slice, size_arg,
 };
+
+/// Duplicate a descriptor number passed from Python (the caller keeps its own):
+/// negative numbers are a `ValueError`, a closed one reports the failed `dup`.
+fn dup_fd(py: Python<'_>, fd: i32) -> PyResult<OwnedFd> {
+    if fd < 0 {
+        return Err(PyValueError::new_err(format!("invalid descriptor {fd}")));
+    }
+    // SAFETY: the descriptor is only borrowed to duplicate it; an invalid one makes
+    // the dup fail (EBADF), which is reported.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+        .try_clone_to_owned()
+        .map_err(|e| {
+            Fail::Session(roam_shm::segment::SessionError::Io {
+                op: "dup",
+                source: e,
+            })
+        })
+        .py_err(py)
+}
 
 fn cfg_err(py: Python<'_>, msg: impl Into<String>) -> PyErr {
     Dual::Config.msg(py, msg)
@@ -163,20 +182,7 @@ impl SharedMemory {
     /// ``fd``).
     #[classmethod]
     fn from_fd(_cls: &Bound<'_, PyType>, py: Python<'_>, fd: i32) -> PyResult<SharedMemory> {
-        if fd < 0 {
-            return Err(PyValueError::new_err(format!("invalid descriptor {fd}")));
-        }
-        // SAFETY: the descriptor is only borrowed to duplicate it; an invalid one makes
-        // the dup fail (EBADF), which is reported.
-        let owned = unsafe { BorrowedFd::borrow_raw(fd) }
-            .try_clone_to_owned()
-            .map_err(|e| {
-                Fail::Session(roam_shm::segment::SessionError::Io {
-                    op: "dup",
-                    source: e,
-                })
-            })
-            .py_err(py)?;
+        let owned = dup_fd(py, fd)?;
         let map = py
             .detach(move || -> FResult<SegmentMapping> {
                 let len = std::fs::File::from(owned.try_clone().map_err(|e| {
@@ -1328,19 +1334,7 @@ impl Doorbell {
     /// the caller keeps ``fd``).
     #[classmethod]
     fn from_fd(_cls: &Bound<'_, PyType>, py: Python<'_>, fd: i32) -> PyResult<Doorbell> {
-        if fd < 0 {
-            return Err(PyValueError::new_err(format!("invalid descriptor {fd}")));
-        }
-        // SAFETY: only borrowed to duplicate it; a bad fd fails the dup with EBADF.
-        let owned = unsafe { BorrowedFd::borrow_raw(fd) }
-            .try_clone_to_owned()
-            .map_err(|e| {
-                Fail::Session(roam_shm::segment::SessionError::Io {
-                    op: "dup",
-                    source: e,
-                })
-            })
-            .py_err(py)?;
+        let owned = dup_fd(py, fd)?;
         let db = roam_shm::doorbell::Doorbell::from_fd(owned).map_err(|e| db_err(py, e))?;
         Ok(Doorbell::wrap(db))
     }
