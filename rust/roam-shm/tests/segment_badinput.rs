@@ -253,7 +253,12 @@ fn attack(g: &mut Guest, what: &str) -> Result<(), String> {
         }
         other => return Err(format!("unknown attack {other}")),
     }
-    g.link().0.notify().map_err(|e| e.to_string())
+    // A busy-polling host may read the attack and evict us before we ring it; the
+    // doorbell is then already closed, which is the attack's expected outcome.
+    match g.link().0.notify() {
+        Ok(()) | Err(SendError::PeerGone) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Wait until the host has evicted us: our doorbell closes.
