@@ -3,6 +3,10 @@
 //! (Linux queues only `net.unix.max_dgram_qlen`, often 10, datagrams): that must be
 //! backpressure (`SendError::Full`), never a hard error, and every message sent
 //! before and after must arrive intact once the receiver catches up.
+//!
+//! A host whose send found a guest's ring full is woken once when the guest frees
+//! room; an idle `Host::poll` afterwards sleeps for its timeout instead of
+//! returning at once forever.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -87,5 +91,79 @@ fn full_mmap_control_socket_is_backpressure() {
             }
             drained_tx.send(()).unwrap();
         }
+    });
+}
+
+#[test]
+fn host_poll_reports_freed_room_once_then_sleeps() {
+    let sock = std::env::temp_dir().join(format!("roam-bp-poll-{}.sock", std::process::id()));
+    let mut host = Host::create(HostOptions {
+        config: SegmentConfig::default(),
+        backing: SegmentBacking::Anonymous,
+    })
+    .unwrap();
+    host.listen(&sock).unwrap();
+    let (full_tx, full_rx) = mpsc::channel::<()>();
+    let (freed_tx, freed_rx) = mpsc::channel::<usize>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let sock = sock.clone();
+        s.spawn(move || {
+            let mut g = Guest::connect(&sock, GuestOptions::default()).unwrap();
+            full_rx.recv().unwrap();
+            // Read and release everything: room for the host again.
+            let mut read = 0;
+            while let Some(m) = g.try_recv().unwrap() {
+                assert_eq!(m.len(), 100);
+                read += 1;
+            }
+            freed_tx.send(read).unwrap();
+            // Stay connected (and quiet) while the host polls; the bound only keeps
+            // a failed host side from hanging the test.
+            let _ = done_rx.recv_timeout(Duration::from_secs(10));
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let peer = loop {
+            let ev = host.poll(Some(Duration::from_millis(50))).unwrap();
+            if let Some(HostEvent::Connected(p)) =
+                ev.iter().find(|e| matches!(e, HostEvent::Connected(_)))
+            {
+                break *p;
+            }
+            assert!(Instant::now() < deadline, "guest never connected");
+        };
+        let mut sent = 0;
+        loop {
+            match host.try_send(peer, &[1u8; 100]) {
+                Ok(()) => sent += 1,
+                Err(SendError::Full) => break,
+                Err(e) => panic!("send #{sent}: {e}"),
+            }
+            assert!(sent < 100_000, "the ring never filled");
+        }
+        full_tx.send(()).unwrap();
+        assert_eq!(
+            freed_rx.recv().unwrap(),
+            sent,
+            "the guest read what was sent"
+        );
+        // The freed room wakes the host (the guest's ring, or the mark): at once.
+        let events = host.poll(Some(Duration::from_secs(10))).unwrap();
+        assert!(events.is_empty(), "{events:?}");
+        // The host did not retry its send and nothing else happens: the next poll
+        // sleeps out its timeout. (Only an early return can fail this, never a slow
+        // machine.)
+        let timeout = Duration::from_millis(300);
+        let t = Instant::now();
+        let events = host.poll(Some(timeout)).unwrap();
+        let slept = t.elapsed();
+        assert!(events.is_empty(), "{events:?}");
+        assert!(
+            slept >= timeout - Duration::from_millis(20),
+            "an idle poll returned after {slept:?} of its {timeout:?}"
+        );
+        // And the room is really there.
+        host.try_send(peer, &[2u8; 100]).unwrap();
+        done_tx.send(()).unwrap();
     });
 }

@@ -6,6 +6,8 @@
 //!   (peer gone) within a bound; none hangs.
 //! - Host goodbye (`Host::shutdown`, host process still alive): every guest gets
 //!   `HostGoodbye`.
+//! - Host killed while a guest that never reads (its receive ring full) blocks in
+//!   `send` on a full ring: the send fails with peer gone within the bound.
 //! - `Host::grow` while guest processes stream: they map the new size at the same
 //!   base address, see what the host wrote into the new tail, and keep working.
 
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 use roam_shm::segment::SessionError;
 use roam_shm::segment::config::SegmentConfig;
 use roam_shm::segment::guest::{Guest, GuestOptions};
-use roam_shm::segment::host::{GoneReason, Host, HostOptions};
+use roam_shm::segment::host::{GoneReason, Host, HostEvent, HostOptions};
 use roam_shm::segment::link::{RecvError, SendError};
 use roam_shm::segment::mapping::PathCleanup;
 use roam_shm::segment::shared::SegmentBacking;
@@ -90,6 +92,7 @@ fn child_entry() {
     child_main(|role| match role {
         "host" => host_process(),
         "grow-guest" => grow_guest(),
+        "hoard-host" => hoard_host(),
         other => Err(format!("unknown role {other}")),
     });
 }
@@ -317,6 +320,126 @@ fn host_goodbye_every_guest_gets_host_goodbye() {
     let _: fn(SessionError) -> bool = |e| matches!(e, SessionError::HostGoodbye);
     let _: fn(&RecvError) -> bool = |e| matches!(e, RecvError::Session(SessionError::HostGoodbye));
     let _: fn(&SendError) -> bool = |e| matches!(e, SendError::Session(SessionError::HostGoodbye));
+}
+
+// ---------------------------------------------------------------------------------
+// A guest that never reads, blocked in a send
+
+/// Small enough to travel inline: the ring, not the pool, is what fills up.
+const HOARD_PAYLOAD: [u8; 100] = [0x5A; 100];
+
+/// The host process: fill the first guest's receive ring, write FULL_FILE, then
+/// neither read nor write until killed.
+fn hoard_host() -> Result<(), String> {
+    let mut host = Host::create(HostOptions {
+        config: config(),
+        backing: SegmentBacking::Anonymous,
+    })
+    .map_err(|e| format!("create: {e}"))?;
+    host.listen(env_var("SOCKET")?)
+        .map_err(|e| format!("listen: {e}"))?;
+    let t0 = Instant::now();
+    let peer = 'accept: loop {
+        if t0.elapsed() > Duration::from_secs(30) {
+            return Err("no guest connected".into());
+        }
+        for ev in host
+            .poll(Some(Duration::from_millis(10)))
+            .map_err(|e| format!("poll: {e}"))?
+        {
+            if let HostEvent::Connected(id) = ev {
+                break 'accept id;
+            }
+        }
+    };
+    let mut sent = 0u32;
+    loop {
+        match host.try_send(peer, &HOARD_PAYLOAD) {
+            Ok(()) => sent += 1,
+            Err(e) if e.is_backpressure() => break,
+            Err(e) => return Err(format!("send #{sent}: {e}")),
+        }
+    }
+    std::fs::write(env_var("FULL_FILE")?, sent.to_string()).map_err(|e| e.to_string())?;
+    // Keep the process (and so the doorbell) alive, touching nothing.
+    while t0.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// Data waiting in the receive ring used to make the blocked send's wait return at
+/// once, every time: the send spun without ever sleeping on the doorbell, so it never
+/// saw the hang-up and only failed at its own timeout.
+#[test]
+fn host_killed_while_a_guest_that_never_reads_blocks_in_send() {
+    let dir = TempDir::new("hoard");
+    let sock = dir.join("host.sock");
+    let full = dir.join("full");
+    let mut host = spawn_child(
+        "hoard-host",
+        &[
+            ("SOCKET", sock.display().to_string()),
+            ("FULL_FILE", full.display().to_string()),
+        ],
+    );
+    let t0 = Instant::now();
+    while !sock.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "host never listened"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The guest lives on its own thread (a Guest is not Send): it reports when it
+    // is about to block, then how the blocked send ended.
+    let (step_tx, step_rx) = mpsc::channel::<Result<String, String>>();
+    std::thread::spawn(move || {
+        let r = (|| -> Result<String, String> {
+            let mut g = Guest::connect(&sock, GuestOptions::default())
+                .map_err(|e| format!("connect: {e}"))?;
+            while !full.exists() {
+                if t0.elapsed() > Duration::from_secs(30) {
+                    return Err("host never filled our ring".into());
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if g.link().1.is_empty() {
+                return Err("the host's messages are not waiting".into());
+            }
+            // The host reads nothing: our send ring fills.
+            let mut sent = 0u32;
+            loop {
+                match g.try_send(&HOARD_PAYLOAD) {
+                    Ok(()) => sent += 1,
+                    Err(SendError::Full) => break,
+                    Err(e) => return Err(format!("try_send #{sent}: {e}")),
+                }
+                if sent > 100_000 {
+                    return Err("the ring never filled".into());
+                }
+            }
+            let _ = step_tx.send(Ok(format!("blocking after {sent} sends")));
+            match g.send(&HOARD_PAYLOAD, Duration::from_secs(100)) {
+                Ok(()) => Err("a blocked send went through".into()),
+                Err(e) => Ok(format!("{e:?}")),
+            }
+        })();
+        let _ = step_tx.send(r);
+    });
+    let blocking = step_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the guest never got to its blocking send")
+        .expect("guest set-up");
+    // Let it block (if it returned already, the assertion below says how).
+    std::thread::sleep(Duration::from_millis(100));
+    let killed_at = Instant::now();
+    kill9(&mut host);
+    let r = step_rx
+        .recv_timeout(NOTICE_BOUND)
+        .expect("the blocked send did not notice the host's death");
+    assert_eq!(r, Ok("PeerGone".to_string()), "{blocking}");
+    eprintln!("{blocking}: PeerGone after {:.1?}", killed_at.elapsed());
 }
 
 // ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::SessionError;
 use super::bootstrap::{self, BootstrapStatus};
-use super::link::{Message, RecvError, Rx, SendBuf, SendError, Tx, WakeFlags};
+use super::link::{Message, RecvError, Rx, SEND_WAIT_SLICE, SendBuf, SendError, Tx, WakeFlags};
 use super::mmap_ctrl::{MmapAttachments, MmapRegistry};
 use super::peer::{PeerState, now_ns, own_pid};
 use super::shared::SegmentShared;
@@ -237,11 +237,14 @@ impl Guest {
                     if left.is_zero() {
                         return Err(SendError::Timeout);
                     }
-                    if self.wait(Some(left.min(Duration::from_millis(50))))?
-                        == WaitOutcome::PeerGone
-                    {
+                    // Wait for room only: data waiting in our receive ring (which
+                    // this caller may never read) must not turn this into a spin
+                    // that never notices the host's death.
+                    let waited = self.tx.wait_for_space(left.min(SEND_WAIT_SLICE));
+                    if waited.map_err(SessionError::from)? == WaitOutcome::PeerGone {
                         return Err(SendError::PeerGone);
                     }
+                    self.seg.refresh_size()?;
                 }
                 other => return other,
             }

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use super::SessionError;
 use super::bootstrap::{self, BootstrapStatus};
 use super::config::SegmentConfig;
-use super::link::{Message, RecvError, Rx, SendBuf, SendError, Tx, WakeFlags};
+use super::link::{Message, RecvError, Rx, SEND_WAIT_SLICE, SendBuf, SendError, Tx, WakeFlags};
 use super::mmap_ctrl::{self, MmapAttachments, MmapRegistry};
 use super::peer::{PeerState, now_ns};
 use super::shared::{SegmentBacking, SegmentShared};
-use crate::doorbell::{Doorbell, DrainOutcome};
+use crate::doorbell::{Doorbell, DrainOutcome, WaitOutcome};
 
 /// How long a reserved guest may take to claim its peer entry after the handshake.
 const ATTACH_GRACE: Duration = Duration::from_secs(10);
@@ -515,19 +515,9 @@ impl Host {
                     if left.is_zero() {
                         return Err(SendError::Timeout);
                     }
-                    p.tx.set_waiting(true);
-                    let waited = if p.tx.space_maybe_freed() {
-                        Ok(crate::doorbell::WaitOutcome::Signaled)
-                    } else {
-                        p.doorbell.wait(Some(left.min(Duration::from_millis(50))))
-                    };
-                    p.tx.set_waiting(false);
-                    match waited {
-                        Ok(crate::doorbell::WaitOutcome::PeerGone) => {
-                            return Err(SendError::PeerGone);
-                        }
-                        Ok(_) => {}
-                        Err(e) => return Err(SessionError::from(e).into()),
+                    let waited = p.tx.wait_for_space(left.min(SEND_WAIT_SLICE));
+                    if waited.map_err(SessionError::from)? == WaitOutcome::PeerGone {
+                        return Err(SendError::PeerGone);
                     }
                 }
                 other => return other,

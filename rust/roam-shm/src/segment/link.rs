@@ -15,6 +15,7 @@
 //! released second, so a crash in between leaves a frame the host's recovery still
 //! sees (a double free is then detected by generation and ignored).
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,10 @@ use super::var_pool::VarSlotHandle;
 use crate::bipbuf::{BipBufRaw, GrantOutcome, ReadOutcome};
 use crate::doorbell::{Doorbell, SignalResult};
 use crate::wake;
+
+/// The longest a blocked send sleeps before it looks again: room freed by another
+/// peer (a shared pool slot) rings no doorbell of ours.
+pub(crate) const SEND_WAIT_SLICE: Duration = Duration::from_millis(50);
 
 /// Why a send did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -166,8 +171,10 @@ pub struct Tx {
     outstanding: Option<u64>,
     next_token: u64,
     wake: WakeFlags,
-    /// The consumer's `read` index when a send last found the ring full.
-    last_full_read: Option<u32>,
+    /// The consumer's `read` index when a send last found the ring full (moved on
+    /// each time [`Tx::space_maybe_freed`] reports a release; cleared by the next
+    /// reservation attempt).
+    last_full_read: Cell<Option<u32>>,
 }
 
 /// A zero-copy send reservation that does not borrow the link (for the C, Python
@@ -237,7 +244,7 @@ impl Tx {
             outstanding: None,
             next_token: 1,
             wake,
-            last_full_read: None,
+            last_full_read: Cell::new(None),
         }
     }
 
@@ -261,6 +268,8 @@ impl Tx {
         if self.outstanding.is_some() {
             return Err(SessionError::ReservationPending.into());
         }
+        // A new attempt: whatever an earlier one found full is its own business.
+        self.last_full_read.set(None);
         if self.seg.is_truncated() {
             return Err(SessionError::SegmentTruncated.into());
         }
@@ -293,7 +302,7 @@ impl Tx {
         let grant_off = match self.ring.try_grant_outcome(entry_len) {
             Ok(GrantOutcome::Granted { offset }) => offset,
             other => {
-                self.last_full_read = Some(self.ring.load_read());
+                self.last_full_read.set(Some(self.ring.load_read()));
                 self.abandon(pending);
                 return Err(match other {
                     Ok(GrantOutcome::FullWrapped) => {
@@ -421,7 +430,7 @@ impl Tx {
         match self.mmap.alloc(len) {
             Ok(a) => Ok(a),
             Err(super::mmap_ctrl::MmapCtrlError::WouldBlock) => {
-                self.last_full_read = Some(self.ring.load_read());
+                self.last_full_read.set(Some(self.ring.load_read()));
                 Err(SendError::Full)
             }
             // The receiver's end of the control socket is gone with its process.
@@ -472,10 +481,39 @@ impl Tx {
         wake::announce(self.wake.entry().tx_nowait(self.wake.host_side), !waiting);
     }
 
-    /// Whether the consumer released bytes since a send last found the ring full.
+    /// Whether the consumer released bytes since the last send attempt found the
+    /// ring full, or since this last returned `true`. Each release is reported once
+    /// (edge-triggered): a caller that does not retry the send is not woken again
+    /// until the consumer releases more, so an idle `Host::poll` keeps sleeping.
     pub fn space_maybe_freed(&self) -> bool {
-        self.last_full_read
-            .is_some_and(|r| self.ring.load_read() != r)
+        let Some(mark) = self.last_full_read.get() else {
+            return false;
+        };
+        let read = self.ring.load_read();
+        if read == mark {
+            return false;
+        }
+        self.last_full_read.set(Some(read));
+        true
+    }
+
+    /// After a send found the ring or pool full: sleep on the doorbell until the
+    /// receiver may have made room, up to `timeout`. Returns at once when room may
+    /// already have been freed. Only room counts: a sender that does not read its
+    /// own receive ring must still sleep here, and so still learn from the
+    /// doorbell's hang-up that the peer died.
+    pub fn wait_for_space(
+        &self,
+        timeout: Duration,
+    ) -> Result<crate::doorbell::WaitOutcome, crate::doorbell::DoorbellError> {
+        self.set_waiting(true);
+        let r = if self.space_maybe_freed() {
+            Ok(crate::doorbell::WaitOutcome::Signaled)
+        } else {
+            self.doorbell.wait(Some(timeout))
+        };
+        self.set_waiting(false);
+        r
     }
 
     /// Slots sent and possibly still held by the peer (pruned of freed ones).
