@@ -400,13 +400,21 @@ def test_blocked_receive_releases_the_gil(pair: Pair) -> None:
 
 def test_wait_is_interruptible(pair: Pair) -> None:
     _, guest, _ = pair
-    timer = threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    start = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        guest.recv()
-    assert time.monotonic() - start < 5
-    timer.join()
+    # Python leaves SIGINT ignored when it starts with it ignored (as in a shell's
+    # background job, where CI may run us): install the Ctrl-C handler ourselves.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        timer = threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT))
+        timer.start()
+        start = time.monotonic()
+        # A blocking receive (a long timeout, so a regression fails as a timeout
+        # rather than hanging the suite).
+        with pytest.raises(KeyboardInterrupt):
+            guest.recv(timeout=30)
+        assert time.monotonic() - start < 5
+        timer.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_guest_wait_and_grow(pair: Pair) -> None:
