@@ -195,6 +195,9 @@ struct Received {
 
 enum SendOutcome {
     Sent,
+    /// Room may have been freed since the attempt found none: try again now.
+    Retry,
+    /// No room; the peer rings the doorbell when it frees some.
     Blocked(SendError, Arc<Doorbell>),
 }
 
@@ -234,6 +237,7 @@ impl Session {
             };
             match outcome.py_err(py)? {
                 SendOutcome::Sent => return Ok(()),
+                SendOutcome::Retry => py.check_signals()?,
                 SendOutcome::Blocked(e, db) => {
                     let Some(slice) = next_slice(deadline, WAIT_SLICE) else {
                         return Err(if timeout == Some(0.0) {
@@ -268,6 +272,13 @@ impl Session {
         let r = match tx.reserve_raw(bytes.len()) {
             Ok(r) => r,
             Err(e) if e.is_backpressure() => {
+                // Ask the receiver to ring on every release, then look once more
+                // (link::WakeFlags): a release after this look rings us. A host's
+                // poll() may have set the flag that suppresses those rings.
+                tx.set_waiting(true);
+                if tx.space_maybe_freed() {
+                    return Ok(SendOutcome::Retry);
+                }
                 return Ok(SendOutcome::Blocked(e, tx.doorbell().clone()));
             }
             Err(e) => return Err(e.into()),
@@ -333,6 +344,13 @@ impl Session {
                     }
                     if let Core::Guest(g) = st.core()? {
                         g.check_host()?;
+                    }
+                    // Ask the sender to ring for data, then look once more
+                    // (link::WakeFlags): whatever it commits after this look rings
+                    // us. A host's poll() may have set the flag that suppresses it.
+                    st.link(peer)?.1.set_polling(false);
+                    if let Some(m) = st.try_recv(peer)? {
+                        return Ok(Ok(m));
                     }
                     Ok(Err(st.doorbell(peer)?))
                 })()

@@ -417,6 +417,88 @@ def test_wait_is_interruptible(pair: Pair) -> None:
         signal.signal(signal.SIGINT, previous)
 
 
+def _slow_wakes(waits: list[float]) -> int:
+    """How many blocked waits lasted about a wait slice (50 ms) or more."""
+    return sum(1 for w in waits if w > 0.03)
+
+
+def test_host_recv_after_poll_is_woken_by_the_send(pair: Pair) -> None:
+    # poll() leaves the host's "busy-polling, do not ring" flags set; a blocking
+    # recv() must clear them before it sleeps, or every message waits out a slice.
+    host, guest, peer = pair
+    rounds = 20
+    waits: list[float] = []
+    errors: list[BaseException] = []
+
+    def guest_side() -> None:
+        try:
+            for i in range(rounds):
+                time.sleep(0.002)  # let the host block first
+                guest.send(b"ping %d" % i, timeout=10)
+                guest.recv(timeout=10).release()
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=guest_side)
+    t.start()
+    try:
+        for i in range(rounds):
+            host.poll(0)
+            start = time.monotonic()
+            m = host.recv(peer, timeout=10)
+            waits.append(time.monotonic() - start)
+            assert bytes(m) == b"ping %d" % i
+            m.release()
+            host.send(peer, b"pong", timeout=10)
+    finally:
+        t.join()
+    assert not errors, errors
+    # Woken by the send, each wait is the 2 ms head start plus a wake-up; a lost
+    # ring waits out the 50 ms slice. Scheduling hiccups may stretch a few waits.
+    assert _slow_wakes(waits) < rounds // 2, [round(w * 1e3, 1) for w in waits]
+
+
+def test_host_send_blocked_after_poll_is_woken_by_the_release(pair: Pair) -> None:
+    # The same for room: a blocked send() must ask the guest to ring on release.
+    host, guest, peer = pair
+    payload = b"x" * 200
+    rounds = 10
+    waits: list[float] = []
+    errors: list[BaseException] = []
+    drain = threading.Event()
+
+    def guest_side() -> None:
+        try:
+            for _ in range(rounds):
+                drain.wait(10)
+                drain.clear()
+                time.sleep(0.002)  # let the host block first
+                while (m := guest.try_recv()) is not None:
+                    m.release()
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=guest_side)
+    t.start()
+    try:
+        for _ in range(rounds):
+            while True:  # fill the guest's ring
+                try:
+                    host.try_send(peer, payload)
+                except roam_shm.WouldBlock:
+                    break
+            host.poll(0)
+            drain.set()
+            start = time.monotonic()
+            host.send(peer, payload, timeout=10)
+            waits.append(time.monotonic() - start)
+    finally:
+        drain.set()
+        t.join()
+    assert not errors, errors
+    assert _slow_wakes(waits) < rounds // 2, [round(w * 1e3, 1) for w in waits]
+
+
 def test_guest_wait_and_grow(pair: Pair) -> None:
     host, guest, peer = pair
     assert guest.wait(0.01) is False
