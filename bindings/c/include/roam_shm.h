@@ -1320,6 +1320,21 @@ RoamStatus roam_guest_release(struct RoamGuest *guest);
 RoamStatus roam_guest_wait(struct RoamGuest *guest, int32_t timeout_ms);
 
 /**
+ * Wait up to `timeout_ms` (negative: forever) for room after a send found the
+ * link full (`ROAM_ERR_FULL` or `ROAM_ERR_POOL_EXHAUSTED`): `ROAM_OK` when the host
+ * may have freed some (retry the send), `ROAM_ERR_TIMEOUT`, or
+ * `ROAM_ERR_PEER_GONE` once the host's end is closed. Unlike `roam_guest_wait`,
+ * messages waiting to be received do not end the wait, so a sender that does not
+ * read neither spins nor misses the host's death.
+ *
+ * Not thread-safe (one thread at a time per guest).
+ *
+ * # Safety
+ * `guest` is NULL or live.
+ */
+RoamStatus roam_guest_wait_for_space(struct RoamGuest *guest, int32_t timeout_ms);
+
+/**
  * Say goodbye: cancel an outstanding reservation, release the held message, mark
  * the peer entry Goodbye, stop heartbeating and wake the host. Afterwards only
  * `roam_guest_destroy` (and `roam_guest_peer_id`) may be called; other calls return

@@ -1293,6 +1293,40 @@ pub unsafe extern "C" fn roam_guest_wait(guest: *mut RoamGuest, timeout_ms: i32)
     })
 }
 
+/// Wait up to `timeout_ms` (negative: forever) for room after a send found the
+/// link full (`ROAM_ERR_FULL` or `ROAM_ERR_POOL_EXHAUSTED`): `ROAM_OK` when the host
+/// may have freed some (retry the send), `ROAM_ERR_TIMEOUT`, or
+/// `ROAM_ERR_PEER_GONE` once the host's end is closed. Unlike `roam_guest_wait`,
+/// messages waiting to be received do not end the wait, so a sender that does not
+/// read neither spins nor misses the host's death.
+///
+/// Not thread-safe (one thread at a time per guest).
+///
+/// # Safety
+/// `guest` is NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roam_guest_wait_for_space(
+    guest: *mut RoamGuest,
+    timeout_ms: i32,
+) -> RoamStatus {
+    status_guard(|| {
+        // SAFETY: caller contract.
+        let g = unsafe { open_guest(guest) }?;
+        match g
+            .guest
+            .wait_for_space(timeout_of(timeout_ms))
+            .map_err(session_err)?
+        {
+            WaitOutcome::Signaled => Ok(()),
+            WaitOutcome::Timeout => Err(FfiError::new(
+                ROAM_ERR_TIMEOUT,
+                "no room freed before the timeout",
+            )),
+            WaitOutcome::PeerGone => Err(FfiError::new(ROAM_ERR_PEER_GONE, "the host is gone")),
+        }
+    })
+}
+
 /// Say goodbye: cancel an outstanding reservation, release the held message, mark
 /// the peer entry Goodbye, stop heartbeating and wake the host. Afterwards only
 /// `roam_guest_destroy` (and `roam_guest_peer_id`) may be called; other calls return

@@ -368,6 +368,7 @@ static void session_guest_echo(void) {
   CHECK_STATUS(roam_guest_try_send(g, want, 1), ROAM_ERR_INVALID_STATE);
   CHECK_STATUS(roam_guest_recv(g, 0, &m), ROAM_ERR_INVALID_STATE);
   CHECK_STATUS(roam_guest_wait(g, 0), ROAM_ERR_INVALID_STATE);
+  CHECK_STATUS(roam_guest_wait_for_space(g, 0), ROAM_ERR_INVALID_STATE);
   CHECK_OK(roam_guest_peer_id(g, &peer));
   roam_guest_destroy(g);
   roam_guest_destroy(NULL);
@@ -425,6 +426,45 @@ static void session_guest_sees_host_death(void) {
   roam_guest_destroy(g);
 }
 
+static void session_blocked_sender_that_never_reads_sees_host_death(void) {
+  /* The echo host fills our receive ring (we never read) and then stops taking
+   * from our send ring: room never comes. Then the host dies. */
+  REQUIRE(start_host());
+  RoamGuest *g = NULL;
+  REQUIRE(roam_guest_connect(g_sock, 5000, &g) == ROAM_OK);
+  uint8_t payload[100];
+  fill(payload, sizeof payload, 7);
+  int s = ROAM_OK, sent = 0;
+  double full_since = 0, end = now_s() + 10;
+  while (now_s() < end) {
+    s = roam_guest_try_send(g, payload, sizeof payload);
+    if (s == ROAM_OK) {
+      sent++;
+      full_since = 0;
+    } else if (s == ROAM_ERR_FULL) {
+      if (full_since == 0) full_since = now_s();
+      if (now_s() - full_since > 0.2) break; /* full for good */
+      usleep(1000);
+    } else {
+      break;
+    }
+  }
+  CHECK_EQ(s, ROAM_ERR_FULL);
+  CHECK(sent > 0);
+  stop_host();
+  /* roam_guest_wait returns at once while echoes wait to be read, so a sender
+   * that loops on it never learns of the death; wait_for_space does (after at
+   * most the rings already queued on the doorbell). */
+  for (int i = 0; i < 3; i++) CHECK_OK(roam_guest_wait(g, 1000));
+  s = ROAM_OK;
+  for (int i = 0; i < 100 && s == ROAM_OK; i++) s = roam_guest_wait_for_space(g, 2000);
+  CHECK_EQ(s, ROAM_ERR_PEER_GONE);
+  s = roam_guest_send(g, payload, sizeof payload, 2000);
+  CHECK(s == ROAM_ERR_PEER_GONE || s == ROAM_ERR_HOST_GOODBYE);
+  CHECK_STATUS(roam_guest_wait_for_space(NULL, 0), ROAM_ERR_NULL_POINTER);
+  roam_guest_destroy(g);
+}
+
 void suite_session(void) {
   fprintf(stderr, "session\n");
   RUN(session_config_errors);
@@ -439,4 +479,5 @@ void suite_session(void) {
   RUN(session_guest_sees_host_goodbye);
   stop_host();
   RUN(session_guest_sees_host_death);
+  RUN(session_blocked_sender_that_never_reads_sees_host_death);
 }

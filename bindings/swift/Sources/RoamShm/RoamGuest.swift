@@ -126,7 +126,9 @@ public final class RoamGuest: NativeHandleOwner, MessageHolder, @unchecked Senda
                     throw statusError(s, payloadLength: payloadLength)
                 }
                 if deadline.hasPassed { throw RoamError.Timeout }
-                let w = roam_guest_wait(h, deadline.nextSlice.cMilliseconds)
+                // Room only: messages waiting to be received must not end the wait
+                // (a sender that does not read would spin and miss the host's death).
+                let w = roam_guest_wait_for_space(h, deadline.nextSlice.cMilliseconds)
                 if w == statusPeerGone { throw RoamError.PeerGone }
                 if w != statusOK && w != statusTimeout { throw statusError(w) }
                 return false

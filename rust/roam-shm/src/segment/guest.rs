@@ -237,14 +237,11 @@ impl Guest {
                     if left.is_zero() {
                         return Err(SendError::Timeout);
                     }
-                    // Wait for room only: data waiting in our receive ring (which
-                    // this caller may never read) must not turn this into a spin
-                    // that never notices the host's death.
-                    let waited = self.tx.wait_for_space(left.min(SEND_WAIT_SLICE));
-                    if waited.map_err(SessionError::from)? == WaitOutcome::PeerGone {
+                    if self.wait_for_space(Some(left.min(SEND_WAIT_SLICE)))?
+                        == WaitOutcome::PeerGone
+                    {
                         return Err(SendError::PeerGone);
                     }
-                    self.seg.refresh_size()?;
                 }
                 other => return other,
             }
@@ -315,6 +312,17 @@ impl Guest {
         self.rx.set_polling(true);
         self.tx.set_waiting(false);
         let r = r?;
+        self.seg.refresh_size()?;
+        Ok(r)
+    }
+
+    /// After a send found the link full: wait up to `timeout` (None = forever) for
+    /// the host to free room (or go away). Unlike [`Guest::wait`], data waiting in
+    /// the receive ring does not end the wait: a sender that does not read still
+    /// sleeps, and so still learns from the doorbell's hang-up that the host died.
+    /// Returns at once if room may already have been freed.
+    pub fn wait_for_space(&self, timeout: Option<Duration>) -> Result<WaitOutcome, SessionError> {
+        let r = self.tx.wait_for_space(timeout)?;
         self.seg.refresh_size()?;
         Ok(r)
     }

@@ -515,7 +515,7 @@ impl Host {
                     if left.is_zero() {
                         return Err(SendError::Timeout);
                     }
-                    let waited = p.tx.wait_for_space(left.min(SEND_WAIT_SLICE));
+                    let waited = p.tx.wait_for_space(Some(left.min(SEND_WAIT_SLICE)));
                     if waited.map_err(SessionError::from)? == WaitOutcome::PeerGone {
                         return Err(SendError::PeerGone);
                     }

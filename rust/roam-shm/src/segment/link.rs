@@ -498,19 +498,19 @@ impl Tx {
     }
 
     /// After a send found the ring or pool full: sleep on the doorbell until the
-    /// receiver may have made room, up to `timeout`. Returns at once when room may
+    /// receiver may have made room, up to `timeout` (None = forever). Returns at once when room may
     /// already have been freed. Only room counts: a sender that does not read its
     /// own receive ring must still sleep here, and so still learn from the
     /// doorbell's hang-up that the peer died.
     pub fn wait_for_space(
         &self,
-        timeout: Duration,
+        timeout: Option<Duration>,
     ) -> Result<crate::doorbell::WaitOutcome, crate::doorbell::DoorbellError> {
         self.set_waiting(true);
         let r = if self.space_maybe_freed() {
             Ok(crate::doorbell::WaitOutcome::Signaled)
         } else {
-            self.doorbell.wait(Some(timeout))
+            self.doorbell.wait(timeout)
         };
         self.set_waiting(false);
         r
