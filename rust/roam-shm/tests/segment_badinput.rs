@@ -697,3 +697,107 @@ fn evicted_guest_cannot_touch_the_entry_of_the_next_guest() {
     });
     host.assert_clean();
 }
+
+// ---------------------------------------------------------------------------------
+// Connections that never complete their bootstrap request
+
+/// Whether the host closed its end of `s` (EOF) rather than just not answering.
+fn closed_by_host(s: &std::os::unix::net::UnixStream) -> bool {
+    use std::io::Read;
+    s.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 64];
+    let closed = matches!((&*s).read(&mut b), Ok(0));
+    s.set_nonblocking(false).unwrap();
+    closed
+}
+
+/// A client that connects and then sends nothing (or half a header) must not hold
+/// up the host: another guest's handshake completes while the silent connection
+/// is still open (the host used to read each request with a blocking 5 s timeout,
+/// so the guest waited behind it), and bad magic is refused at once.
+#[test]
+fn silent_and_partial_connections_do_not_block_other_guests() {
+    use roam_shm::segment::host::HostEvent;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    let dir = TempDir::new("silent");
+    let sock = dir.join("host.sock");
+    let mut host = Host::create(HostOptions {
+        config: config(),
+        backing: SegmentBacking::Anonymous,
+    })
+    .unwrap();
+    host.listen(&sock).unwrap();
+    let silent = UnixStream::connect(&sock).unwrap();
+    let mut partial = UnixStream::connect(&sock).unwrap();
+    partial.write_all(b"RSH").unwrap(); // 3 of the 6 header bytes
+    let mut bad = UnixStream::connect(&sock).unwrap();
+    bad.write_all(b"XXXX\0\0").unwrap();
+    // Let the host take all three before the guest comes.
+    for _ in 0..3 {
+        let ev = host.poll(Some(Duration::from_millis(20))).unwrap();
+        assert!(ev.is_empty(), "{ev:?}");
+    }
+    let sock2 = sock.clone();
+    let guest = std::thread::spawn(move || {
+        let g = Guest::connect(&sock2, GuestOptions::default()).map_err(|e| e.to_string())?;
+        Ok::<u8, String>(g.peer_id())
+    });
+    let t0 = Instant::now();
+    let peer = 'connected: loop {
+        for ev in host.poll(Some(Duration::from_millis(20))).unwrap() {
+            if let HostEvent::Connected(p) = ev {
+                break 'connected p;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the guest never connected"
+        );
+    };
+    assert_eq!(guest.join().unwrap(), Ok(peer));
+    assert!(
+        !closed_by_host(&silent),
+        "the silent connection was given up on first"
+    );
+    assert!(
+        !closed_by_host(&partial),
+        "the partial connection was given up on first"
+    );
+    assert!(closed_by_host(&bad), "bad magic is refused at once");
+    // The slow ones are dropped once their time is up (5 s), the host polling on.
+    let t0 = Instant::now();
+    while !(closed_by_host(&silent) && closed_by_host(&partial)) {
+        let ev = host.poll(Some(Duration::from_millis(100))).unwrap();
+        assert!(
+            ev.iter().all(|e| !matches!(e, HostEvent::Connected(_))),
+            "{ev:?}"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(30), "never dropped");
+    }
+}
+
+/// A flood of silent connections keeps at most 64 of them open: the oldest go.
+#[test]
+fn a_flood_of_silent_connections_is_bounded() {
+    use std::os::unix::net::UnixStream;
+
+    let dir = TempDir::new("flood");
+    let sock = dir.join("host.sock");
+    let mut host = Host::create(HostOptions {
+        config: config(),
+        backing: SegmentBacking::Anonymous,
+    })
+    .unwrap();
+    host.listen(&sock).unwrap();
+    let mut conns = Vec::new();
+    for _ in 0..80 {
+        conns.push(UnixStream::connect(&sock).unwrap());
+        // Accept as they come (the listen backlog is finite).
+        assert_eq!(host.try_accept().unwrap(), None);
+    }
+    let closed: Vec<bool> = conns.iter().map(closed_by_host).collect();
+    assert!(closed[..16].iter().all(|c| *c), "{closed:?}");
+    assert!(closed[16..].iter().all(|c| !*c), "{closed:?}");
+}

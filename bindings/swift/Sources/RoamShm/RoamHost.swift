@@ -117,8 +117,10 @@ public final class RoamHost: NativeHandleOwner, MessageHolder, @unchecked Sendab
         locked { connected.sorted() }
     }
 
-    /// Accept one pending connection, if any, and return the new guest's peer id.
-    /// (`poll(timeout:)` accepts by itself; use one or the other.)
+    /// Complete the handshake of a connected guest whose request has arrived, if
+    /// any, without blocking, and return its peer id; `nil` otherwise (a guest
+    /// still sending its request completes in a later call). (`poll(timeout:)`
+    /// accepts by itself; use one or the other.)
     ///
     /// - Throws: ``RoamError/InvalidState(message:)`` if not listening,
     ///   ``RoamError/NoFreePeer`` if the segment is full (the guest was refused).

@@ -507,6 +507,27 @@ pub fn recv_request(fd: BorrowedFd<'_>) -> Result<Vec<u8>, BootstrapError> {
     Ok(sid)
 }
 
+/// Host: check the 6-byte request header's magic (the sid length needs no check:
+/// every u16 is valid).
+pub fn check_request_header(hdr: &[u8]) -> Result<(), BootstrapError> {
+    check_magic(hdr, REQUEST_MAGIC, "request")
+}
+
+/// One `recv` that never blocks (`MSG_DONTWAIT`; retried on EINTR): `EAGAIN` when
+/// nothing has arrived, 0 at EOF.
+pub fn recv_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+    loop {
+        match nix::sys::socket::recv(
+            fd.as_raw_fd(),
+            buf,
+            nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+        ) {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
 /// Host: send a response. Success needs exactly the three fds (doorbell, segment,
 /// mmap-control), sent in one `SCM_RIGHTS` message with the frame; Error sends none.
 /// Uses `MSG_NOSIGNAL` (`SO_NOSIGPIPE` on Apple).

@@ -19,6 +19,60 @@ use crate::doorbell::{Doorbell, DrainOutcome, WaitOutcome};
 
 /// How long a reserved guest may take to claim its peer entry after the handshake.
 const ATTACH_GRACE: Duration = Duration::from_secs(10);
+/// How long a connection may take to send its whole RSH0 request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections whose request has not fully arrived, at most; beyond it the oldest
+/// is dropped (a flood of silent connections cannot grow the host without bound).
+const MAX_PENDING_CONNECTIONS: usize = 64;
+
+/// An accepted connection whose RSH0 request is still arriving. Nothing is
+/// reserved for it until the request is complete, and it is read without blocking:
+/// a slow or silent client delays only itself, never the host's poll.
+#[derive(Debug)]
+struct PendingConnection {
+    stream: UnixStream,
+    /// The request bytes so far (header, then the sid).
+    request: Vec<u8>,
+    since: Instant,
+}
+
+impl PendingConnection {
+    /// Read what has arrived (never more than the request). `Ok(Some(sid))` once
+    /// it is complete, `Ok(None)` while more is due.
+    fn read_request(&mut self) -> Result<Option<Vec<u8>>, SessionError> {
+        const HEADER: usize = bootstrap::REQUEST_HEADER_LEN;
+        loop {
+            let want = if self.request.len() < HEADER {
+                HEADER
+            } else {
+                // The header decides before any sid is read.
+                bootstrap::check_request_header(&self.request[..HEADER])?;
+                HEADER + usize::from(u16::from_le_bytes([self.request[4], self.request[5]]))
+            };
+            if self.request.len() == want {
+                return Ok(Some(self.request.split_off(HEADER)));
+            }
+            let have = self.request.len();
+            self.request.resize(want, 0);
+            let r = bootstrap::recv_nonblocking(self.stream.as_fd(), &mut self.request[have..]);
+            self.request.truncate(have + r.unwrap_or(0));
+            match r {
+                Ok(0) if have == 0 => return Err(bootstrap::BootstrapError::Eof.into()),
+                Ok(0) => {
+                    return Err(bootstrap::BootstrapError::Truncated {
+                        context: "request",
+                        needed: want,
+                        available: have,
+                    }
+                    .into());
+                }
+                Ok(_) => {}
+                Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+                Err(e) => return Err(bootstrap::BootstrapError::Io(e).into()),
+            }
+        }
+    }
+}
 
 /// Options for [`Host::create`].
 #[derive(Debug, Clone)]
@@ -92,6 +146,8 @@ pub struct Host {
     seg: Arc<SegmentShared>,
     listener: Option<(UnixListener, PathBuf)>,
     peers: Vec<Option<HostPeer>>,
+    /// Accepted connections whose request is still arriving, oldest first.
+    pending: Vec<PendingConnection>,
     shut_down: bool,
 }
 
@@ -104,6 +160,7 @@ impl Host {
             seg,
             listener: None,
             peers: (0..n).map(|_| None).collect(),
+            pending: Vec::new(),
             shut_down: false,
         })
     }
@@ -151,31 +208,70 @@ impl Host {
             .collect()
     }
 
-    /// Accept one pending connection and run the bootstrap handshake with it.
-    /// Returns `Ok(None)` if no connection is pending.
+    /// Accept waiting connections and complete the bootstrap handshake of one whose
+    /// request has arrived; returns its peer id. `Ok(None)` when no handshake can
+    /// complete without blocking: connections whose request is still on its way
+    /// stay pending (each for up to 5 s) and complete in a later call or `poll`.
+    /// A failed handshake is that connection's error (it is dropped): call again
+    /// for the others.
     pub fn try_accept(&mut self) -> Result<Option<u8>, SessionError> {
         let Some((l, _)) = &self.listener else {
             return Err(SessionError::Internal("try_accept: not listening"));
         };
-        let stream = match l.accept() {
-            Ok((s, _)) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
-            Err(e) => return Err(SessionError::io("accept", e)),
-        };
-        self.handshake(stream).map(Some)
+        loop {
+            match l.accept() {
+                Ok((stream, _)) => {
+                    if self.pending.len() >= MAX_PENDING_CONNECTIONS {
+                        self.pending.remove(0); // dropping closes it
+                    }
+                    self.pending.push(PendingConnection {
+                        stream,
+                        request: Vec::new(),
+                        since: Instant::now(),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(SessionError::io("accept", e)),
+            }
+        }
+        let mut i = 0;
+        while i < self.pending.len() {
+            match self.pending[i].read_request() {
+                Ok(None) if self.pending[i].since.elapsed() < REQUEST_TIMEOUT => i += 1,
+                Ok(None) => {
+                    self.pending.remove(i);
+                    return Err(SessionError::Rejected(format!(
+                        "no complete bootstrap request within {REQUEST_TIMEOUT:?}"
+                    )));
+                }
+                Ok(Some(sid)) => {
+                    let c = self.pending.remove(i);
+                    return self.handshake(c.stream, &sid).map(Some);
+                }
+                Err(e) => {
+                    self.pending.remove(i);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(None)
     }
 
-    fn handshake(&mut self, stream: UnixStream) -> Result<u8, SessionError> {
+    /// The earliest moment a pending connection times out.
+    fn pending_deadline(&self) -> Option<Instant> {
+        self.pending.iter().map(|c| c.since + REQUEST_TIMEOUT).min()
+    }
+
+    fn handshake(&mut self, stream: UnixStream, _sid: &[u8]) -> Result<u8, SessionError> {
+        // The response is one small frame into an empty socket buffer: a write that
+        // blocks at all means a broken peer, so bound it.
         stream
             .set_nonblocking(false)
             .map_err(|e| SessionError::io("set_blocking", e))?;
         stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .map_err(|e| SessionError::io("set_read_timeout", e))?;
-        stream
-            .set_write_timeout(Some(Duration::from_secs(5)))
+            .set_write_timeout(Some(REQUEST_TIMEOUT))
             .map_err(|e| SessionError::io("set_write_timeout", e))?;
-        let _sid = bootstrap::recv_request(stream.as_fd())?;
         if self.shut_down {
             let _ = bootstrap::send_response_unix(
                 stream.as_fd(),
@@ -275,16 +371,23 @@ impl Host {
             space_freed |= p.tx.space_maybe_freed();
         }
         let readable_now = self.readable_events();
-        let wait = if space_freed || !events.is_empty() || !readable_now.is_empty() {
+        let mut wait = if space_freed || !events.is_empty() || !readable_now.is_empty() {
             Some(Duration::ZERO)
         } else {
             timeout
         };
+        // Wake up in time to drop a connection whose request is overdue.
+        if let Some(d) = self.pending_deadline() {
+            let left = d.saturating_duration_since(Instant::now());
+            wait = Some(wait.map_or(left, |w| w.min(left)));
+        }
         let mut fds: Vec<libc::pollfd> = Vec::new();
+        // None: the listener or a connection whose request is arriving.
         let mut owners: Vec<Option<u8>> = Vec::new();
-        if let Some((l, _)) = &self.listener {
+        let connections = self.listener.iter().map(|(l, _)| l.as_raw_fd());
+        for fd in connections.chain(self.pending.iter().map(|c| c.stream.as_raw_fd())) {
             fds.push(libc::pollfd {
-                fd: l.as_raw_fd(),
+                fd,
                 events: libc::POLLIN,
                 revents: 0,
             });
@@ -302,7 +405,8 @@ impl Host {
         }
         let ms = match wait {
             None => -1,
-            Some(d) => d.as_millis().min(i32::MAX as u128) as i32,
+            // Rounded up: a wait shorter than its deadline would only spin.
+            Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
         };
         // SAFETY: fds is a valid array of fds.len() pollfd structs.
         let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
@@ -317,24 +421,14 @@ impl Host {
             p.rx.set_polling(true);
             p.tx.set_waiting(false);
         }
+        let overdue = self.pending_deadline().is_some_and(|d| d <= Instant::now());
+        let mut accept = overdue;
         for (pfd, owner) in fds.iter().zip(owners) {
             if pfd.revents == 0 {
                 continue;
             }
             match owner {
-                None => {
-                    // Accept everything pending; a failed handshake only affects that guest.
-                    loop {
-                        match self.try_accept() {
-                            Ok(Some(id)) => events.push(HostEvent::Connected(id)),
-                            Ok(None) => break,
-                            Err(SessionError::NoFreePeer)
-                            | Err(SessionError::Bootstrap(_))
-                            | Err(SessionError::Rejected(_)) => {}
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
+                None => accept = true,
                 Some(id) => {
                     let gone = matches!(
                         self.peers[usize::from(id) - 1]
@@ -350,6 +444,20 @@ impl Host {
                             recovery,
                         });
                     }
+                }
+            }
+        }
+        if accept {
+            // Accept everything that is ready; a failed handshake only affects that
+            // guest.
+            loop {
+                match self.try_accept() {
+                    Ok(Some(id)) => events.push(HostEvent::Connected(id)),
+                    Ok(None) => break,
+                    Err(SessionError::NoFreePeer)
+                    | Err(SessionError::Bootstrap(_))
+                    | Err(SessionError::Rejected(_)) => {}
+                    Err(e) => return Err(e),
                 }
             }
         }
@@ -554,6 +662,8 @@ impl Host {
         if let Some((_, path)) = self.listener.take() {
             let _ = std::fs::remove_file(path);
         }
+        // Connections still sending their request are closed unanswered.
+        self.pending.clear();
     }
 }
 

@@ -997,8 +997,10 @@ RoamStatus roam_host_segment_path(struct RoamHost *host,
                                   uintptr_t *out_len);
 
 /**
- * Accept one pending connection and run the bootstrap handshake; `*out_peer`
- * receives the new peer id. `ROAM_ERR_WOULD_BLOCK` if none is pending,
+ * Accept waiting connections and complete the bootstrap handshake of one whose
+ * request has arrived, without blocking; `*out_peer` receives the new peer id.
+ * `ROAM_ERR_WOULD_BLOCK` if no handshake is ready (a connection whose request is
+ * still arriving stays pending for up to 5 s: call again, or poll),
  * `ROAM_ERR_INVALID_STATE` if not listening, `ROAM_ERR_NO_FREE_PEER` if the segment
  * is full (the guest was refused), `ROAM_ERR_PROTOCOL` / `ROAM_ERR_IO` if that
  * guest's handshake failed. `roam_host_poll` accepts by itself; use one or the other.
