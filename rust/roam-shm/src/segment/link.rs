@@ -29,6 +29,10 @@ use crate::bipbuf::{BipBufRaw, GrantOutcome, ReadOutcome};
 use crate::doorbell::{Doorbell, SignalResult};
 use crate::wake;
 
+/// How long a receiver retries a frame that names a mapping whose descriptor has
+/// not arrived (see `Rx::resolve_mmap`).
+const UNKNOWN_MAPPING_GRACE: Duration = Duration::from_millis(20);
+
 /// The longest a blocked send sleeps before it looks again: room freed by another
 /// peer (a shared pool slot) rings no doorbell of ours.
 pub(crate) const SEND_WAIT_SLICE: Duration = Duration::from_millis(50);
@@ -770,14 +774,18 @@ impl Rx {
         off: u64,
         len: u32,
     ) -> Result<*const u8, RecvError> {
-        // The attach datagram is sent before the frame, but on a different socket:
-        // drain the control channel and retry briefly (roam retries for 2 s).
+        // The attach datagram is sent before the frame (roam does the same: "each fd
+        // is sent once, before the first MMAP_REF that uses it"), and a Unix
+        // datagram is queued at the receiver once its send returns, so one drain
+        // finds it. Retry only briefly: roam waits up to 2 s, but a frame naming a
+        // mapping that never comes is a hostile peer, and waiting here blocks the
+        // receiving thread (a host's poll loop, serving every other guest).
         let Some(mmap) = self.mmap.as_mut() else {
             return Err(RecvError::Corrupt(
                 "mmap ref on a link without a control channel".into(),
             ));
         };
-        let deadline = Instant::now() + Duration::from_secs(2);
+        let deadline = Instant::now() + UNKNOWN_MAPPING_GRACE;
         loop {
             match mmap.resolve(id, generation, off, len) {
                 Ok(p) => {
@@ -788,7 +796,7 @@ impl Rx {
                     mmap.drain_control()
                         .map_err(|e| RecvError::Corrupt(e.to_string()))?;
                     if mmap.resolve(id, generation, off, len).is_err() {
-                        std::thread::sleep(Duration::from_millis(1));
+                        std::thread::sleep(Duration::from_micros(200));
                     }
                 }
                 Err(e) => {
