@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,28 @@ def tmpdir_short() -> Iterator[Path]:
 @pytest.fixture
 def sock(tmpdir_short: Path) -> str:
     return str(tmpdir_short / "host.sock")
+
+
+@contextlib.contextmanager
+def in_thread(fn: Callable[[], None]) -> Iterator[None]:
+    """Run ``fn`` on a thread during the ``with`` body; join it, then re-raise
+    what it raised."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as e:  # pragma: no cover - re-raised below
+            errors.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        yield
+    finally:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def connect(host: roam_shm.Host, sock: str, **kw: object) -> tuple[roam_shm.Guest, int]:

@@ -14,7 +14,7 @@ import time
 import pytest
 
 import roam_shm
-from conftest import connect
+from conftest import connect, in_thread
 
 Pair = tuple[roam_shm.Host, roam_shm.Guest, int]
 
@@ -428,20 +428,14 @@ def test_host_recv_after_poll_is_woken_by_the_send(pair: Pair) -> None:
     host, guest, peer = pair
     rounds = 20
     waits: list[float] = []
-    errors: list[BaseException] = []
 
     def guest_side() -> None:
-        try:
-            for i in range(rounds):
-                time.sleep(0.002)  # let the host block first
-                guest.send(b"ping %d" % i, timeout=10)
-                guest.recv(timeout=10).release()
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
+        for i in range(rounds):
+            time.sleep(0.002)  # let the host block first
+            guest.send(b"ping %d" % i, timeout=10)
+            guest.recv(timeout=10).release()
 
-    t = threading.Thread(target=guest_side)
-    t.start()
-    try:
+    with in_thread(guest_side):
         for i in range(rounds):
             host.poll(0)
             start = time.monotonic()
@@ -450,9 +444,6 @@ def test_host_recv_after_poll_is_woken_by_the_send(pair: Pair) -> None:
             assert bytes(m) == b"ping %d" % i
             m.release()
             host.send(peer, b"pong", timeout=10)
-    finally:
-        t.join()
-    assert not errors, errors
     # Woken by the send, each wait is the 2 ms head start plus a wake-up; a lost
     # ring waits out the 50 ms slice. Scheduling hiccups may stretch a few waits.
     assert _slow_wakes(waits) < rounds // 2, [round(w * 1e3, 1) for w in waits]
@@ -464,38 +455,31 @@ def test_host_send_blocked_after_poll_is_woken_by_the_release(pair: Pair) -> Non
     payload = b"x" * 200
     rounds = 10
     waits: list[float] = []
-    errors: list[BaseException] = []
     drain = threading.Event()
 
     def guest_side() -> None:
+        for _ in range(rounds):
+            drain.wait(10)
+            drain.clear()
+            time.sleep(0.002)  # let the host block first
+            while (m := guest.try_recv()) is not None:
+                m.release()
+
+    with in_thread(guest_side):
         try:
             for _ in range(rounds):
-                drain.wait(10)
-                drain.clear()
-                time.sleep(0.002)  # let the host block first
-                while (m := guest.try_recv()) is not None:
-                    m.release()
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    t = threading.Thread(target=guest_side)
-    t.start()
-    try:
-        for _ in range(rounds):
-            while True:  # fill the guest's ring
-                try:
-                    host.try_send(peer, payload)
-                except roam_shm.WouldBlock:
-                    break
-            host.poll(0)
-            drain.set()
-            start = time.monotonic()
-            host.send(peer, payload, timeout=10)
-            waits.append(time.monotonic() - start)
-    finally:
-        drain.set()
-        t.join()
-    assert not errors, errors
+                while True:  # fill the guest's ring
+                    try:
+                        host.try_send(peer, payload)
+                    except roam_shm.WouldBlock:
+                        break
+                host.poll(0)
+                drain.set()
+                start = time.monotonic()
+                host.send(peer, payload, timeout=10)
+                waits.append(time.monotonic() - start)
+        finally:
+            drain.set()  # never leave the guest side waiting
     assert _slow_wakes(waits) < rounds // 2, [round(w * 1e3, 1) for w in waits]
 
 

@@ -24,6 +24,19 @@ fn payload(i: usize) -> Vec<u8> {
     (0..PAYLOAD).map(|k| (i * 131 + k * 7) as u8).collect()
 }
 
+/// Poll until the guest connects; its peer id.
+fn accept(host: &mut Host, deadline: Instant) -> u8 {
+    loop {
+        let ev = host.poll(Some(Duration::from_millis(50))).unwrap();
+        if let Some(HostEvent::Connected(p)) =
+            ev.iter().find(|e| matches!(e, HostEvent::Connected(_)))
+        {
+            return *p;
+        }
+        assert!(Instant::now() < deadline, "guest never connected");
+    }
+}
+
 #[test]
 fn full_mmap_control_socket_is_backpressure() {
     let sock = std::env::temp_dir().join(format!("roam-bp-{}.sock", std::process::id()));
@@ -65,15 +78,7 @@ fn full_mmap_control_socket_is_backpressure() {
             drained_rx.recv().unwrap();
         });
         let deadline = Instant::now() + Duration::from_secs(30);
-        let peer = loop {
-            let ev = host.poll(Some(Duration::from_millis(50))).unwrap();
-            if let Some(HostEvent::Connected(p)) =
-                ev.iter().find(|e| matches!(e, HostEvent::Connected(_)))
-            {
-                break *p;
-            }
-            assert!(Instant::now() < deadline, "guest never connected");
-        };
+        let peer = accept(&mut host, deadline);
         let mut next = 0;
         for round in 0..2 {
             let upto = sent_rx.recv().unwrap();
@@ -123,15 +128,7 @@ fn host_poll_reports_freed_room_once_then_sleeps() {
             let _ = done_rx.recv_timeout(Duration::from_secs(10));
         });
         let deadline = Instant::now() + Duration::from_secs(30);
-        let peer = loop {
-            let ev = host.poll(Some(Duration::from_millis(50))).unwrap();
-            if let Some(HostEvent::Connected(p)) =
-                ev.iter().find(|e| matches!(e, HostEvent::Connected(_)))
-            {
-                break *p;
-            }
-            assert!(Instant::now() < deadline, "guest never connected");
-        };
+        let peer = accept(&mut host, deadline);
         let mut sent = 0;
         loop {
             match host.try_send(peer, &[1u8; 100]) {

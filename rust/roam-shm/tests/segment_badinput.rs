@@ -723,12 +723,7 @@ fn silent_and_partial_connections_do_not_block_other_guests() {
 
     let dir = TempDir::new("silent");
     let sock = dir.join("host.sock");
-    let mut host = Host::create(HostOptions {
-        config: config(),
-        backing: SegmentBacking::Anonymous,
-    })
-    .unwrap();
-    host.listen(&sock).unwrap();
+    let mut host = listening_host(config(), &sock);
     let silent = UnixStream::connect(&sock).unwrap();
     let mut partial = UnixStream::connect(&sock).unwrap();
     partial.write_all(b"RSH").unwrap(); // 3 of the 6 header bytes
@@ -744,18 +739,7 @@ fn silent_and_partial_connections_do_not_block_other_guests() {
         let g = Guest::connect(&sock2, GuestOptions::default()).map_err(|e| e.to_string())?;
         Ok::<u8, String>(g.peer_id())
     });
-    let t0 = Instant::now();
-    let peer = 'connected: loop {
-        for ev in host.poll(Some(Duration::from_millis(20))).unwrap() {
-            if let HostEvent::Connected(p) = ev {
-                break 'connected p;
-            }
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "the guest never connected"
-        );
-    };
+    let peer = poll_until_connected(&mut host);
     assert_eq!(guest.join().unwrap(), Ok(peer));
     assert!(
         !closed_by_host(&silent),
@@ -785,12 +769,7 @@ fn a_flood_of_silent_connections_is_bounded() {
 
     let dir = TempDir::new("flood");
     let sock = dir.join("host.sock");
-    let mut host = Host::create(HostOptions {
-        config: config(),
-        backing: SegmentBacking::Anonymous,
-    })
-    .unwrap();
-    host.listen(&sock).unwrap();
+    let mut host = listening_host(config(), &sock);
     let mut conns = Vec::new();
     for _ in 0..80 {
         conns.push(UnixStream::connect(&sock).unwrap());

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use roam_shm::segment::SessionError;
 use roam_shm::segment::config::SegmentConfig;
 use roam_shm::segment::guest::{Guest, GuestOptions};
-use roam_shm::segment::host::{GoneReason, Host, HostEvent, HostOptions};
+use roam_shm::segment::host::{GoneReason, Host, HostOptions};
 use roam_shm::segment::link::{RecvError, SendError};
 use roam_shm::segment::mapping::PathCleanup;
 use roam_shm::segment::shared::SegmentBacking;
@@ -216,14 +216,7 @@ fn start(
             ("EXIT_FILE", dir.join("exit").display().to_string()),
         ],
     );
-    let t0 = Instant::now();
-    while !sock.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "host never listened"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_listening(&sock);
     let (tx, rx) = mpsc::channel();
     let progress: Vec<_> = BEHAVIOURS
         .iter()
@@ -331,27 +324,9 @@ const HOARD_PAYLOAD: [u8; 100] = [0x5A; 100];
 /// The host process: fill the first guest's receive ring, write FULL_FILE, then
 /// neither read nor write until killed.
 fn hoard_host() -> Result<(), String> {
-    let mut host = Host::create(HostOptions {
-        config: config(),
-        backing: SegmentBacking::Anonymous,
-    })
-    .map_err(|e| format!("create: {e}"))?;
-    host.listen(env_var("SOCKET")?)
-        .map_err(|e| format!("listen: {e}"))?;
+    let mut host = listening_host(config(), std::path::Path::new(&env_var("SOCKET")?));
     let t0 = Instant::now();
-    let peer = 'accept: loop {
-        if t0.elapsed() > Duration::from_secs(30) {
-            return Err("no guest connected".into());
-        }
-        for ev in host
-            .poll(Some(Duration::from_millis(10)))
-            .map_err(|e| format!("poll: {e}"))?
-        {
-            if let HostEvent::Connected(id) = ev {
-                break 'accept id;
-            }
-        }
-    };
+    let peer = poll_until_connected(&mut host);
     let mut sent = 0u32;
     loop {
         match host.try_send(peer, &HOARD_PAYLOAD) {
@@ -383,14 +358,8 @@ fn host_killed_while_a_guest_that_never_reads_blocks_in_send() {
             ("FULL_FILE", full.display().to_string()),
         ],
     );
+    wait_listening(&sock);
     let t0 = Instant::now();
-    while !sock.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "host never listened"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
     // The guest lives on its own thread (a Guest is not Send): it reports when it
     // is about to block, then how the blocked send ended.
     let (step_tx, step_rx) = mpsc::channel::<Result<String, String>>();

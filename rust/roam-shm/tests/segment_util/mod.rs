@@ -20,9 +20,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use roam_shm::doorbell::WaitOutcome;
+use roam_shm::segment::config::SegmentConfig;
 use roam_shm::segment::guest::Guest;
-use roam_shm::segment::host::{GoneReason, Host, HostEvent, Recovery};
+use roam_shm::segment::host::{GoneReason, Host, HostEvent, HostOptions, Recovery};
 use roam_shm::segment::link::{MessageKind, RecvError, SendError};
+use roam_shm::segment::shared::SegmentBacking;
 
 // ---------------------------------------------------------------------------------
 // Child processes
@@ -148,6 +150,44 @@ pub fn kill9(child: &mut Child) -> ExitStatus {
 }
 
 /// An environment variable of the child (panics with a clear message if missing).
+/// Wait (up to 20 s) until a child host's socket exists.
+pub fn wait_listening(sock: &Path) {
+    let t0 = Instant::now();
+    while !sock.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "host never listened on {}",
+            sock.display()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A host on an anonymous segment, listening at `sock`.
+pub fn listening_host(config: SegmentConfig, sock: &Path) -> Host {
+    let mut host = Host::create(HostOptions {
+        config,
+        backing: SegmentBacking::Anonymous,
+    })
+    .expect("create host");
+    host.listen(sock).expect("listen");
+    host
+}
+
+/// Poll `host` until a guest connects (up to 30 s); its peer id. Other events are
+/// dropped.
+pub fn poll_until_connected(host: &mut Host) -> u8 {
+    let t0 = Instant::now();
+    loop {
+        for ev in host.poll(Some(Duration::from_millis(20))).expect("poll") {
+            if let HostEvent::Connected(p) = ev {
+                return p;
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "no guest connected");
+    }
+}
+
 pub fn env_var(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| format!("environment variable {name} not set"))
 }
