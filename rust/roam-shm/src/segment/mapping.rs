@@ -400,6 +400,8 @@ impl SegmentMapping {
 
 impl Drop for SegmentMapping {
     fn drop(&mut self) {
+        // Unguard first: once unmapped, the address range may go to another mapping.
+        self.guard.unregister();
         // SAFETY: [base, base+reservation) is exactly our reservation (which contains
         // the file mapping); nothing derived from it outlives self (Regions borrow self).
         unsafe { libc::munmap(self.base.as_ptr().cast(), self.reservation) };

@@ -47,16 +47,24 @@ impl Guard {
         self.slot
             .is_some_and(|i| TABLE[i].truncated.load(Ordering::Acquire))
     }
-}
 
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(i) = self.slot {
+    /// Stop guarding the range (idempotent). Call it *before* unmapping: a range
+    /// still registered after its munmap may be reused by the next mapping at the
+    /// same address, and a fault there would then mark the stale entry instead of
+    /// the new mapping's.
+    pub fn unregister(&mut self) {
+        if let Some(i) = self.slot.take() {
             TABLE[i].len.store(0, Ordering::Release);
             TABLE[i].truncated.store(false, Ordering::Release);
             // Release the slot last: a registering thread claims it by CAS on start.
             TABLE[i].start.store(0, Ordering::Release);
         }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.unregister();
     }
 }
 
