@@ -66,7 +66,7 @@ if [ "$WHEEL" = 1 ]; then
   run "$PYTHON" -m venv "$fresh/venv"
   run "$fresh/venv/bin/pip" install -q --disable-pip-version-check .
   run "$fresh/venv/bin/python" -c \
-    'import roam_shm, importlib.metadata as m; print("installed", roam_shm.__version__, m.version("roam-shm"))'
+    'import roam_shm, importlib.metadata as m; assert not roam_shm.DEBUG_BUILD, "pip install . built a debug extension"; print("installed", roam_shm.__version__, m.version("roam-shm"), "(release build)")'
   log "pip install . in a fresh venv ($(elapsed $t))"
 fi
 

@@ -187,6 +187,9 @@ def main() -> None:
         "mp.Queue": lambda size: QueueTransport(ctx),
         "shared_memory+Pipe": lambda size: ShmPipeTransport(ctx, size),
     }
+    if roam_shm.DEBUG_BUILD:
+        print("warning: roam_shm is a debug build (maturin develop without --release), "
+              "several times slower: rebuild with --release or pip install . to compare")
     print(f"roam_shm {roam_shm.__version__}; latency: {n_lat} round trips; throughput: "
           f"{n_tput} messages, window {WINDOW}")
     print(f"{'transport':<20} {'size':>7} {'rtt p50 us':>11} {'rtt p99 us':>11} {'msg/s':>10}")

@@ -38,5 +38,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<prims::Doorbell>()?;
     m.add_class::<prims::WaitCell>()?;
     m.add("PAGE_COPY_THRESHOLD", util::GIL_FREE_COPY)?;
+    // Whether this extension was built without optimisation (`maturin develop`
+    // without --release): several times slower, so benchmarks say so.
+    m.add("DEBUG_BUILD", cfg!(debug_assertions))?;
     Ok(())
 }

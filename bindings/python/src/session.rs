@@ -227,18 +227,25 @@ impl Session {
         timeout: Option<f64>,
     ) -> PyResult<()> {
         let deadline = deadline(timeout)?;
+        let mut blocked = false;
         loop {
             let bytes = src.bytes();
             let outcome = if bytes.len() > GIL_FREE_COPY {
                 let this = self.clone();
-                py.detach(move || this.attempt_send(&mut lock_nogil(&this.state), peer, bytes))
+                py.detach(move || {
+                    this.attempt_send(&mut lock_nogil(&this.state), peer, bytes, blocked)
+                })
             } else {
-                self.attempt_send(&mut lock(py, &self.state), peer, bytes)
+                self.attempt_send(&mut lock(py, &self.state), peer, bytes, blocked)
             };
             match outcome.py_err(py)? {
                 SendOutcome::Sent => return Ok(()),
-                SendOutcome::Retry => py.check_signals()?,
+                SendOutcome::Retry => {
+                    blocked = true; // the attempt asked to be rung, as below
+                    py.check_signals()?;
+                }
                 SendOutcome::Blocked(e, db) => {
+                    blocked = true;
                     let Some(slice) = next_slice(deadline, WAIT_SLICE) else {
                         return Err(if timeout == Some(0.0) {
                             Fail::Send(e).into_pyerr(py)
@@ -261,7 +268,15 @@ impl Session {
         }
     }
 
-    fn attempt_send(&self, st: &mut State, peer: u8, bytes: &[u8]) -> FResult<SendOutcome> {
+    /// One send attempt. `was_blocked`: an earlier attempt of this send found no room
+    /// (and asked the receiver to ring on each release); a success withdraws that.
+    fn attempt_send(
+        &self,
+        st: &mut State,
+        peer: u8,
+        bytes: &[u8],
+        was_blocked: bool,
+    ) -> FResult<SendOutcome> {
         if st.links[usize::from(peer)].res.is_some() {
             return Err(Fail::Session(SessionError::ReservationPending));
         }
@@ -291,6 +306,9 @@ impl Session {
             }
         }
         tx.commit_reserved(r)?;
+        if was_blocked {
+            tx.set_waiting(false);
+        }
         Ok(SendOutcome::Sent)
     }
 

@@ -394,7 +394,14 @@ impl Doorbell {
         while rounds < MAX_DRAIN_ROUNDS {
             rounds += 1;
             match socket::recv(raw, &mut buf, MsgFlags::MSG_DONTWAIT) {
-                Ok(n) if n > 0 => total = total.saturating_add(n),
+                Ok(n) if n > 0 => {
+                    total = total.saturating_add(n);
+                    if n < buf.len() {
+                        // A stream socket returns everything queued up to the buffer
+                        // size: less means drained (saves the EAGAIN round trip).
+                        break;
+                    }
+                }
                 Err(Errno::EINTR) => continue,
                 Err(e) if is_would_block(e) => break,
                 // End-of-file or reset. Report the rings read first: the condition stays

@@ -24,6 +24,7 @@ Errors derive from :class:`RoamError`; see ``_native.pyi`` for the hierarchy.
 """
 
 from roam_shm._native import (
+    DEBUG_BUILD,
     PAGE_COPY_THRESHOLD,
     BipBuffer,
     ClosedError,
@@ -64,6 +65,7 @@ from roam_shm._native import (
 )
 
 __all__ = [
+    "DEBUG_BUILD",
     "PAGE_COPY_THRESHOLD",
     "BipBuffer",
     "ClosedError",

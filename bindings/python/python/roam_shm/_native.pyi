@@ -9,6 +9,7 @@ from typing import Literal, final
 from typing_extensions import Buffer, Self
 
 __all__ = [
+    "DEBUG_BUILD",
     "PAGE_COPY_THRESHOLD",
     "BipBuffer",
     "ClosedError",
@@ -50,6 +51,7 @@ __all__ = [
 
 __version__: str
 PAGE_COPY_THRESHOLD: int
+DEBUG_BUILD: bool
 
 _Path = str | os.PathLike[str]
 

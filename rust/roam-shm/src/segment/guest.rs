@@ -140,6 +140,10 @@ impl Guest {
             Some(MmapAttachments::new(ctl2)?),
             WakeFlags::new(entry, false),
         );
+        // Not waiting for room: the host need not ring on each release until a send
+        // of ours blocks (every blocking path sets the flag first). The entry starts
+        // zeroed, which reads as "waiting" and cost a doorbell syscall per message.
+        tx.set_waiting(false);
         let heartbeat = Self::start_heartbeat(&seg, peer_id, epoch);
         Ok(Guest {
             seg,
