@@ -10,18 +10,19 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/common.sh
 source scripts/lib/common.sh
 VENV=target/py-venv
-C_GUEST=target/debug/echo_guest_c
+C_GUEST=target/release/echo_guest_c
 
 build() {
-  log "building the C guest (bindings/c/examples/echo_guest.c, static library)"
-  run cargo build -q -p roam-shm-ffi
+  # Release builds: the demo prints rates, and debug builds are several times slower.
+  log "building the C guest (bindings/c/examples/echo_guest.c, static library, release)"
+  run cargo build -q --release -p roam-shm-ffi
   run gcc -std=c11 -D_GNU_SOURCE -O2 -Ibindings/c/include -o "$C_GUEST" \
-    bindings/c/examples/echo_guest.c target/debug/libroam_shm_ffi.a -lpthread -ldl -lm -lrt
-  log "building the Python package into $VENV"
+    bindings/c/examples/echo_guest.c target/release/libroam_shm_ffi.a -lpthread -ldl -lm -lrt
+  log "building the Python package into $VENV (release)"
   [ -x "$VENV/bin/python" ] || run python3 -m venv "$VENV"
   "$VENV/bin/python" -c 'import maturin' 2>/dev/null \
     || run "$VENV/bin/pip" install -q --disable-pip-version-check maturin==1.16.0
-  run env VIRTUAL_ENV="$PWD/$VENV" "$VENV/bin/maturin" develop -q
+  run env VIRTUAL_ENV="$PWD/$VENV" "$VENV/bin/maturin" develop -q --release
   if [ -x scripts/demo-swift-guest.sh ]; then
     scripts/demo-swift-guest.sh build
   fi
