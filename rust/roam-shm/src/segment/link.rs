@@ -502,10 +502,10 @@ impl Tx {
     }
 
     /// After a send found the ring or pool full: sleep on the doorbell until the
-    /// receiver may have made room, up to `timeout` (None = forever). Returns at once when room may
-    /// already have been freed. Only room counts: a sender that does not read its
-    /// own receive ring must still sleep here, and so still learn from the
-    /// doorbell's hang-up that the peer died.
+    /// receiver may have made room, up to `timeout` (None = forever). Returns at
+    /// once when room may already have been freed. Only room counts: a sender that
+    /// does not read its own receive ring must still sleep here, and so still learn
+    /// from the doorbell's hang-up that the peer died.
     pub fn wait_for_space(
         &self,
         timeout: Option<Duration>,
