@@ -675,47 +675,90 @@ impl Message {
         view: *mut ffi::Py_buffer,
         flags: c_int,
     ) -> PyResult<()> {
-        let py = slf.py();
         let this = slf.get();
-        {
-            let mut st = lock(py, &this.session.state);
-            let r = this.with_held(&mut st, |h| h.exports += 1);
-            if r.is_ok() {
-                st.exports += 1;
-            }
-            drop(st);
-            r.py_err(py)?;
-        }
-        // SAFETY: the export count just taken keeps the message held (so its bytes are
-        // neither freed nor unmapped) until __releasebuffer__.
-        let r = unsafe {
-            fill_view(
-                py,
-                view,
+        let count = |st: &mut State, up: bool| this.with_held(st, |h| bump(&mut h.exports, up));
+        // SAFETY: CPython's `view`; the export count taken keeps the message held (so
+        // its bytes are neither freed nor unmapped) until __releasebuffer__.
+        unsafe {
+            export_counted(
                 slf.as_any(),
-                this.ptr as *mut u8,
+                &this.session,
+                this.ptr,
                 this.len,
                 true,
+                view,
                 flags,
+                count,
             )
-        };
-        if r.is_err() {
-            let mut st = lock(py, &this.session.state);
-            if this.with_held(&mut st, |h| h.exports -= 1).is_ok() {
-                st.exports -= 1;
-            }
         }
-        r
     }
 
     /// # Safety
     /// Called by CPython once per successful `__getbuffer__`.
     unsafe fn __releasebuffer__(slf: Bound<'_, Self>, _view: *mut ffi::Py_buffer) {
         let this = slf.get();
-        let mut st = lock(slf.py(), &this.session.state);
-        if this.with_held(&mut st, |h| h.exports -= 1).is_ok() {
-            st.exports -= 1;
+        release_counted(slf.py(), &this.session, |st, up| {
+            this.with_held(st, |h| bump(&mut h.exports, up))
+        });
+    }
+}
+
+/// One more (`up`) or one fewer export on a per-object count.
+fn bump(exports: &mut usize, up: bool) {
+    if up {
+        *exports += 1;
+    } else {
+        *exports -= 1;
+    }
+}
+
+/// `__getbuffer__` of a Message or Reservation: count the export on the object
+/// (`count(state, true)`, which fails once the object was released) and on the
+/// session, then fill the view; a failed fill takes the count back.
+///
+/// # Safety
+/// `view` is CPython's; `[ptr, ptr + len)` stays valid (and writable unless
+/// `readonly`) while the object's export count is above zero.
+#[allow(clippy::too_many_arguments)]
+unsafe fn export_counted(
+    owner: &Bound<'_, PyAny>,
+    session: &Session,
+    ptr: usize,
+    len: usize,
+    readonly: bool,
+    view: *mut ffi::Py_buffer,
+    flags: c_int,
+    count: impl Fn(&mut State, bool) -> FResult<()>,
+) -> PyResult<()> {
+    let py = owner.py();
+    {
+        let mut st = lock(py, &session.state);
+        let r = count(&mut st, true);
+        if r.is_ok() {
+            st.exports += 1;
         }
+        drop(st);
+        r.py_err(py)?;
+    }
+    // SAFETY: the caller's contract; the count just taken keeps the memory valid
+    // until __releasebuffer__.
+    let r = unsafe { fill_view(py, view, owner, ptr as *mut u8, len, readonly, flags) };
+    if r.is_err() {
+        release_counted(py, session, count);
+    }
+    r
+}
+
+/// `__releasebuffer__` of a Message or Reservation (or a failed fill): take back
+/// one export from the object, if it is still live, and from the session.
+fn release_counted(
+    py: Python<'_>,
+    session: &Session,
+    count: impl Fn(&mut State, bool) -> FResult<()>,
+) {
+    let mut st = lock(py, &session.state);
+    if count(&mut st, false).is_ok() {
+        st.exports -= 1;
     }
 }
 
@@ -848,48 +891,32 @@ impl Reservation {
         view: *mut ffi::Py_buffer,
         flags: c_int,
     ) -> PyResult<()> {
-        let py = slf.py();
         let this = slf.get();
-        {
-            let mut st = lock(py, &this.session.state);
-            let r = this.with_res(&mut st, |r| r.exports += 1);
-            if r.is_ok() {
-                st.exports += 1;
-            }
-            drop(st);
-            r.py_err(py)?;
-        }
-        // SAFETY: the export count keeps the reservation open (not committed,
-        // cancelled or dropped with its link) until __releasebuffer__; the memory is
-        // reserved for this send and writable.
-        let r = unsafe {
-            fill_view(
-                py,
-                view,
+        let count = |st: &mut State, up: bool| this.with_res(st, |r| bump(&mut r.exports, up));
+        // SAFETY: CPython's `view`; the export count keeps the reservation open (not
+        // committed, cancelled or dropped with its link) until __releasebuffer__; the
+        // memory is reserved for this send and writable.
+        unsafe {
+            export_counted(
                 slf.as_any(),
-                this.ptr as *mut u8,
+                &this.session,
+                this.ptr,
                 this.len,
                 false,
+                view,
                 flags,
+                count,
             )
-        };
-        if r.is_err() {
-            let mut st = lock(py, &this.session.state);
-            if this.with_res(&mut st, |r| r.exports -= 1).is_ok() {
-                st.exports -= 1;
-            }
         }
-        r
     }
 
     /// # Safety
     /// Called by CPython once per successful `__getbuffer__`.
     unsafe fn __releasebuffer__(slf: Bound<'_, Self>, _view: *mut ffi::Py_buffer) {
         let this = slf.get();
-        let mut st = lock(slf.py(), &this.session.state);
-        if this.with_res(&mut st, |r| r.exports -= 1).is_ok() {
-            st.exports -= 1;
-        }
+        release_counted(slf.py(), &this.session, |st, up| {
+            this.with_res(st, |r| bump(&mut r.exports, up))
+        });
     }
 }
 
