@@ -794,18 +794,8 @@ pub unsafe extern "C" fn roam_host_reserve(
 /// `host` is NULL or live.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roam_host_commit(host: *mut RoamHost, peer_id: u8) -> RoamStatus {
-    status_guard(|| {
-        // SAFETY: caller contract.
-        let h = unsafe { handle_mut(host, "host") }?;
-        let r = h.reservations.remove(&peer_id).ok_or_else(|| {
-            FfiError::new(
-                ROAM_ERR_NO_RESERVATION,
-                format!("no reservation to peer {peer_id} is outstanding"),
-            )
-        })?;
-        let (tx, _) = h.host.link(peer_id).map_err(session_err)?;
-        tx.commit_reserved(r).map_err(send_err)
-    })
+    // SAFETY: forwarded caller contract.
+    unsafe { host_finish_reservation(host, peer_id, true) }
 }
 
 /// Abandon the reservation to `peer_id` (its storage is returned; nothing is sent).
@@ -817,6 +807,15 @@ pub unsafe extern "C" fn roam_host_commit(host: *mut RoamHost, peer_id: u8) -> R
 /// `host` is NULL or live.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roam_host_cancel(host: *mut RoamHost, peer_id: u8) -> RoamStatus {
+    // SAFETY: forwarded caller contract.
+    unsafe { host_finish_reservation(host, peer_id, false) }
+}
+
+/// `roam_host_commit` (`send`) or `roam_host_cancel`.
+///
+/// # Safety
+/// `host` is NULL or live.
+unsafe fn host_finish_reservation(host: *mut RoamHost, peer_id: u8, send: bool) -> RoamStatus {
     status_guard(|| {
         // SAFETY: caller contract.
         let h = unsafe { handle_mut(host, "host") }?;
@@ -827,7 +826,11 @@ pub unsafe extern "C" fn roam_host_cancel(host: *mut RoamHost, peer_id: u8) -> R
             )
         })?;
         let (tx, _) = h.host.link(peer_id).map_err(session_err)?;
-        tx.cancel_reserved(r).map_err(send_err)
+        if send {
+            tx.commit_reserved(r).map_err(send_err)
+        } else {
+            tx.cancel_reserved(r).map_err(send_err)
+        }
     })
 }
 
@@ -1147,14 +1150,8 @@ pub unsafe extern "C" fn roam_guest_reserve(
 /// `guest` is NULL or live.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roam_guest_commit(guest: *mut RoamGuest) -> RoamStatus {
-    status_guard(|| {
-        // SAFETY: caller contract.
-        let g = unsafe { open_guest(guest) }?;
-        let r = g.reservation.take().ok_or_else(|| {
-            FfiError::new(ROAM_ERR_NO_RESERVATION, "no reservation is outstanding")
-        })?;
-        g.guest.link().0.commit_reserved(r).map_err(send_err)
-    })
+    // SAFETY: forwarded caller contract.
+    unsafe { guest_finish_reservation(guest, true) }
 }
 
 /// Abandon the outstanding reservation (nothing is sent). `ROAM_ERR_NO_RESERVATION`
@@ -1166,13 +1163,27 @@ pub unsafe extern "C" fn roam_guest_commit(guest: *mut RoamGuest) -> RoamStatus 
 /// `guest` is NULL or live.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roam_guest_cancel(guest: *mut RoamGuest) -> RoamStatus {
+    // SAFETY: forwarded caller contract.
+    unsafe { guest_finish_reservation(guest, false) }
+}
+
+/// `roam_guest_commit` (`send`) or `roam_guest_cancel`.
+///
+/// # Safety
+/// `guest` is NULL or live.
+unsafe fn guest_finish_reservation(guest: *mut RoamGuest, send: bool) -> RoamStatus {
     status_guard(|| {
         // SAFETY: caller contract.
         let g = unsafe { open_guest(guest) }?;
         let r = g.reservation.take().ok_or_else(|| {
             FfiError::new(ROAM_ERR_NO_RESERVATION, "no reservation is outstanding")
         })?;
-        g.guest.link().0.cancel_reserved(r).map_err(send_err)
+        let tx = g.guest.link().0;
+        if send {
+            tx.commit_reserved(r).map_err(send_err)
+        } else {
+            tx.cancel_reserved(r).map_err(send_err)
+        }
     })
 }
 
